@@ -1,0 +1,202 @@
+"""The feed-forward network: parameters, forward pass, loss and backpropagation.
+
+The seed model is 784 -> 128 (sigmoid) -> 10 (sigmoid), trained with cross-entropy. The code
+follows docs/derivation.md; a comment "(eq. N)" points at the equation a line computes. Weights
+are stored (out, in), as in z1 = W1 x + b1, while a batch is row-major, one sample per row, so
+the batched form of that equation is Z1 = X @ W1.T + b1.
+
+Scope: fully connected layers with sigmoid units only. Everything here is plain NumPy; nothing
+is differentiated automatically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.floating]
+
+INPUT_SIZE = 784
+NUM_CLASSES = 10
+
+
+def sigmoid(z: Array) -> Array:
+    """The logistic function 1 / (1 + e^-z), computed without overflow (eq. 3).
+
+    NOTE: 1 / (1 + exp(-z)) overflows in exp for z below about -88 in float32. The identity
+    sigmoid(z) = (1 + tanh(z / 2)) / 2 is exact and tanh saturates instead of overflowing.
+    """
+    out = np.multiply(z, 0.5)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
+
+
+def softplus(z: Array) -> Array:
+    """log(1 + e^z), computed without overflow: max(z, 0) + log1p(e^-|z|)."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def cross_entropy(Z2: Array, Y: Array) -> float:
+    """Mean cross-entropy of sigmoid outputs, computed from the logits Z2 (eq. 5 and 6).
+
+    NOTE: -[y log a + (1 - y) log(1 - a)] with a = sigmoid(z) equals softplus(z) - y z. Using the
+    logits avoids log(0) when an output saturates at exactly 0 or 1 in floating point.
+    """
+    per_sample = (softplus(Z2) - Y * Z2).sum(axis=1)  # (N,)
+    return float(per_sample.mean())
+
+
+@dataclass
+class Cache:
+    """What the forward pass keeps for the backward pass: the input and each layer's output."""
+
+    activations: list[Array]  # [X (N, 784), A1 (N, 128), A2 (N, 10)]
+    Z_out: Array  # logits of the output layer, (N, 10)
+
+
+class Network:
+    """A stack of fully connected sigmoid layers; params holds W1, b1, W2, b2, ...
+
+    Parameters
+    ----------
+    sizes
+        Layer widths from input to output, e.g. (784, 128, 10) for the seed model.
+    params
+        W{l} of shape (sizes[l], sizes[l-1]) and b{l} of shape (sizes[l],), for l = 1..L.
+    """
+
+    def __init__(self, sizes: tuple[int, ...], params: dict[str, Array]) -> None:
+        self.sizes = tuple(sizes)
+        self.params = params
+        check_params(self.sizes, params)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def dtype(self) -> np.dtype[np.floating]:
+        return self.params["W1"].dtype
+
+    def forward(self, X: Array) -> tuple[Array, Cache]:
+        """Run a batch X (N, 784) through the network; return A_L (N, 10) and the cache."""
+        activations = [X]
+        A = X
+        Z = X
+        for layer in range(1, self.num_layers + 1):
+            W, b = self.params[f"W{layer}"], self.params[f"b{layer}"]
+            Z = A @ W.T  # (N, out)  (eq. 1b)
+            Z += b
+            A = sigmoid(Z)  # (N, out)  (eq. 2)
+            activations.append(A)
+        return A, Cache(activations=activations, Z_out=Z)
+
+    def backward(self, cache: Cache, Y: Array) -> dict[str, Array]:
+        """Gradients of the mean loss with respect to every parameter, named dW1, db1, ...
+
+        Y holds one-hot targets, (N, 10). The output error is A_L - Y because the sigmoid's
+        derivative cancels against the cross-entropy's (eq. 8).
+        """
+        grads: dict[str, Array] = {}
+        n = Y.shape[0]
+        A_out = cache.activations[-1]
+        dZ = (A_out - Y) / np.asarray(n, dtype=A_out.dtype)  # (N, 10)  (eq. 8, 13)
+        for layer in range(self.num_layers, 0, -1):
+            A_prev = cache.activations[layer - 1]  # (N, in)
+            grads[f"dW{layer}"] = dZ.T @ A_prev  # (out, in)  (eq. 10)
+            grads[f"db{layer}"] = dZ.sum(axis=0)  # (out,)  (eq. 11)
+            if layer > 1:
+                dA_prev = dZ @ self.params[f"W{layer}"]  # (N, in)  (eq. 9)
+                dZ = dA_prev * A_prev * (1.0 - A_prev)  # (N, in)  (eq. 4, 12)
+        return grads
+
+    def loss(self, X: Array, Y: Array) -> float:
+        """Mean cross-entropy of the network on a batch with one-hot targets Y."""
+        _, cache = self.forward(X)
+        return cross_entropy(cache.Z_out, Y)
+
+    def predict_proba(self, images: Array) -> Array:
+        """Output activations (N, 10) for one image or a batch, in any accepted shape."""
+        X = as_batch(images).astype(self.dtype, copy=False)
+        A_out, _ = self.forward(X)
+        return A_out
+
+    def predict(self, images: Array) -> NDArray[np.int64]:
+        """The most active output unit for each image: the predicted digit, (N,)."""
+        labels: NDArray[np.int64] = np.argmax(self.predict_proba(images), axis=1)
+        return labels
+
+    def astype(self, dtype: type[np.floating] | np.dtype[np.floating]) -> Network:
+        """A copy of the network with every parameter cast to dtype."""
+        params = {name: value.astype(dtype) for name, value in self.params.items()}
+        return Network(self.sizes, params)
+
+
+def init_network(
+    sizes: tuple[int, ...], rng: np.random.Generator, dtype: type[np.floating] = np.float32
+) -> Network:
+    """A network with weights drawn from N(0, 1 / fan_in) and zero biases (eq. 16).
+
+    With this scale each unit's pre-activation z starts with a variance near 1 for inputs in
+    [0, 1], so the sigmoids start in their steep middle part instead of saturating; with plain
+    N(0, 1) weights the 784 inputs push z to a spread of about +-10 and training starts slowly.
+    """
+    params: dict[str, Array] = {}
+    for layer in range(1, len(sizes)):
+        fan_in, fan_out = sizes[layer - 1], sizes[layer]
+        W = rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)
+        params[f"W{layer}"] = W.astype(dtype)
+        params[f"b{layer}"] = np.zeros(fan_out, dtype=dtype)
+    return Network(sizes, params)
+
+
+def parameter_shapes(sizes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """The shape every parameter must have for the given layer widths."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(1, len(sizes)):
+        shapes[f"W{layer}"] = (sizes[layer], sizes[layer - 1])
+        shapes[f"b{layer}"] = (sizes[layer],)
+    return shapes
+
+
+def check_params(sizes: tuple[int, ...], params: dict[str, Array]) -> None:
+    """Raise ValueError unless params has exactly the arrays and shapes sizes call for."""
+    if len(sizes) < 2 or any(size < 1 for size in sizes):
+        raise ValueError(f"layer sizes must be at least two positive widths, got {sizes}")
+    expected = parameter_shapes(sizes)
+    missing = sorted(set(expected) - set(params))
+    extra = sorted(set(params) - set(expected))
+    if missing or extra:
+        raise ValueError(f"parameters for layers {sizes}: missing {missing}, extra {extra}")
+    for name, shape in expected.items():
+        if params[name].shape != shape:
+            raise ValueError(f"parameter {name} has shape {params[name].shape}, expected {shape}")
+
+
+def as_batch(images: Array) -> Array:
+    """Reshape one image or a batch of images into rows of 784 pixels.
+
+    Accepts (784,), (28, 28), (N, 784) and (N, 28, 28); anything else is a ValueError.
+    """
+    array = np.asarray(images)
+    if array.shape in ((INPUT_SIZE,), (28, 28)):
+        return array.reshape(1, INPUT_SIZE)
+    if array.ndim == 2 and array.shape[1] == INPUT_SIZE:
+        return array
+    if array.ndim == 3 and array.shape[1:] == (28, 28):
+        return array.reshape(array.shape[0], INPUT_SIZE)
+    raise ValueError(
+        f"expected an image of shape (784,) or (28, 28), or a batch (N, 784) or (N, 28, 28), "
+        f"got shape {array.shape}"
+    )
+
+
+def one_hot(labels: NDArray[np.integer], dtype: type[np.floating] = np.float32) -> Array:
+    """Targets y with a 1 at each label's position and 0 elsewhere, (N, 10)."""
+    Y = np.zeros((labels.shape[0], NUM_CLASSES), dtype=dtype)
+    Y[np.arange(labels.shape[0]), labels] = 1.0
+    return Y

@@ -1,0 +1,48 @@
+"""Shared fixtures: the bundled MNIST, loaded once per test session, and IDX writing."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitnet.data import Dataset, load_dataset
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Dataset:
+    return load_dataset()
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    """The IDX encoding of a uint8 array with the given magic number."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, compress: bool = False) -> Path:
+    data = idx_bytes(array, magic)
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def write_dataset(folder: Path, dataset: Dataset, compress: bool = True) -> Path:
+    """Write dataset as the four MNIST-layout IDX files in folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compress else ""
+    write_idx(folder / f"train-images-idx3-ubyte{suffix}", dataset.train_images, 2051, compress)
+    write_idx(folder / f"train-labels-idx1-ubyte{suffix}", dataset.train_labels, 2049, compress)
+    write_idx(folder / f"t10k-images-idx3-ubyte{suffix}", dataset.test_images, 2051, compress)
+    write_idx(folder / f"t10k-labels-idx1-ubyte{suffix}", dataset.test_labels, 2049, compress)
+    return folder
+
+
+def small_dataset(mnist: Dataset, n_train: int = 600, n_test: int = 200) -> Dataset:
+    return Dataset(
+        mnist.train_images[:n_train],
+        mnist.train_labels[:n_train],
+        mnist.test_images[:n_test],
+        mnist.test_labels[:n_test],
+    )
