@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL = "digitnet-model.npz"
+
+
+def bundled_model_path() -> Path:
+    """The ready-trained seed model that ships inside the package."""
+    return Path(str(resources.files("digitnet") / "models" / "seed.npz"))
+
+
+def resolve_model_path(name: str | None) -> Path:
+    """The model file a command should use: the one named, or else the bundled one."""
+    return bundled_model_path() if name is None else Path(name)
 
 
 def add_data_flag(parser: argparse.ArgumentParser) -> None:

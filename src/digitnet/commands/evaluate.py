@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from digitnet.checkpoint import load_model
-from digitnet.commands.common import DEFAULT_MODEL, add_data_flag, percent, print_json
+from digitnet.commands.common import add_data_flag, percent, print_json, resolve_model_path
 from digitnet.data import load_dataset, scale_pixels
 from digitnet.train import Evaluation, evaluate
 
@@ -20,7 +20,7 @@ def add_parser(subparsers: Any) -> None:
         description="Print a model's test accuracy, per-class accuracy and confusion matrix.",
     )
     parser.add_argument(
-        "model", nargs="?", default=DEFAULT_MODEL, help=f"model file (default: {DEFAULT_MODEL})"
+        "model", nargs="?", help="model file (default: the ready model bundled with digitnet)"
     )
     add_data_flag(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    network, _ = load_model(args.model)
+    network, _ = load_model(resolve_model_path(args.model))
     dataset = load_dataset(args.data)
     result = evaluate(network, scale_pixels(dataset.test_images), dataset.test_labels)
     if args.json:
@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluation_summary(model: str, result: Evaluation) -> dict[str, Any]:
+def evaluation_summary(model: str | None, result: Evaluation) -> dict[str, Any]:
     return {
-        "model": model,
+        "model": str(resolve_model_path(model)),
         "test_accuracy": result.accuracy,
         "per_class_accuracy": result.per_class_accuracy.tolist(),
         "confusion_matrix": result.confusion.tolist(),
