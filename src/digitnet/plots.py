@@ -27,6 +27,7 @@ DPI = 100
 CELL_WIDTH = 1.0  # inches per image in a grid of digits
 CELL_HEIGHT = 1.3  # room for the image and a two-line caption under it
 WEIGHT_CELL = 0.6  # inches per hidden unit in the weight mosaic
+MIN_WEIGHT_WIDTH = 6.0
 MAX_WEIGHT_IMAGES = 256
 RIGHT_COLOR = "#2a7ab0"
 WRONG_COLOR = "#d1495b"
@@ -191,11 +192,12 @@ def draw_hidden_weights(W1: NDArray[np.floating], path: str | Path, columns: int
 
     Red is a positive weight (ink there excites the unit), blue a negative one. Each unit is
     scaled to its own largest |w| with white at zero, because units differ in overall scale.
-    At most MAX_WEIGHT_IMAGES units are drawn. The figure is columns * WEIGHT_CELL wide.
+    At most MAX_WEIGHT_IMAGES units are drawn. The figure is columns * WEIGHT_CELL inches wide
+    (at least MIN_WEIGHT_WIDTH, room for the title) and rows * WEIGHT_CELL + 0.6 high.
     """
     units = W1[:MAX_WEIGHT_IMAGES].reshape(-1, 28, 28)
     rows, columns = grid_shape(len(units), columns)
-    figure = new_figure(columns * WEIGHT_CELL, rows * WEIGHT_CELL + 0.6)
+    figure = new_figure(max(columns * WEIGHT_CELL, MIN_WEIGHT_WIDTH), rows * WEIGHT_CELL + 0.6)
     shown = f"the first {len(units)} of {len(W1)}" if len(W1) > len(units) else f"all {len(W1)}"
     figure.suptitle(
         f"incoming weights of {shown} hidden units (red +, blue -, white 0)", fontsize=11
