@@ -121,6 +121,7 @@ def draw_confusion_matrix(confusion: NDArray[np.int64], path: str | Path) -> Pat
     The colour is the fraction of the row on a log scale, so that a single mistake shows next to
     a diagonal of a thousand; cells with no image stay white.
     """
+    from matplotlib import colormaps
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import PercentFormatter
 
@@ -128,8 +129,8 @@ def draw_confusion_matrix(confusion: NDArray[np.int64], path: str | Path) -> Pat
     fractions = np.ma.masked_equal(confusion / totals, 0.0)
     figure = new_figure(7.5, 6.5)
     ax = figure.subplots()
-    image = ax.imshow(fractions, cmap="Blues", norm=LogNorm(vmin=3e-4, vmax=1.0))
-    image.cmap.set_bad("white")
+    cmap = colormaps["Blues"].with_extremes(bad="white")
+    image = ax.imshow(fractions, cmap=cmap, norm=LogNorm(vmin=3e-4, vmax=1.0))
     annotate_counts(ax, confusion, fractions)
     classes = range(confusion.shape[0])
     ax.set_xticks(classes)
