@@ -160,7 +160,7 @@ def draw_per_class_accuracy(confusion: NDArray[np.int64], path: str | Path) -> P
     not start at zero would exaggerate the differences.
     """
     totals = confusion.sum(axis=1)
-    accuracy = 100 * np.diag(confusion) / np.maximum(totals, 1)
+    accuracy = np.where(totals > 0, 100 * np.diag(confusion) / np.maximum(totals, 1), np.nan)
     overall = 100 * np.trace(confusion) / max(int(totals.sum()), 1)
     digits = np.arange(len(accuracy))
     figure = new_figure(8, 4)
@@ -170,6 +170,8 @@ def draw_per_class_accuracy(confusion: NDArray[np.int64], path: str | Path) -> P
     ax.axhline(overall, color="#555555", linestyle="--", linewidth=1)
     ax.text(len(digits) - 0.45, overall, f"all: {overall:.1f}%", va="bottom", fontsize=9)
     for digit, value in zip(digits, accuracy, strict=True):
+        if np.isnan(value):
+            continue  # a digit without test images has no accuracy; its tick says n=0
         above = value >= overall
         ax.annotate(
             f"{value:.1f}",
@@ -180,8 +182,9 @@ def draw_per_class_accuracy(confusion: NDArray[np.int64], path: str | Path) -> P
             fontsize=9,
         )
     ax.set_xticks(digits, [f"{d}\nn={n}" for d, n in zip(digits, totals, strict=True)])
-    spread = max(float(accuracy.max() - accuracy.min()), 1.0)
-    ax.set_ylim(accuracy.min() - 0.25 * spread, min(accuracy.max() + 0.25 * spread, 100.5))
+    low, high = float(np.nanmin(accuracy, initial=100.0)), float(np.nanmax(accuracy, initial=0.0))
+    spread = max(high - low, 1.0)
+    ax.set_ylim(low - 0.25 * spread, min(high + 0.25 * spread, 100.5))
     ax.set_xlim(-0.6, len(digits) + 0.6)
     label_axes(ax, "accuracy per digit (test images)", "true digit", "accuracy (%)")
     ax.grid(axis="y", alpha=0.3)
