@@ -17,7 +17,8 @@ def add_parser(subparsers: Any) -> None:
         help="write figures and an HTML page about a model",
         description="Measure a model on the test images and write a folder with PNG figures "
         "(learning curves, confusion matrix, accuracy per digit, mistakes, hidden-unit weights, "
-        "confidence) and index.html, one page with every figure embedded that opens offline.",
+        "confidence), report.json with the numbers behind them, and index.html, one page with "
+        "every figure embedded that opens offline.",
     )
     parser.add_argument(
         "model", nargs="?", help="model file (default: the ready model bundled with digitnet)"

@@ -28,18 +28,31 @@ def add_parser(subparsers: Any) -> None:
         help="which images to draw from (default: train)",
     )
     parser.add_argument(
-        "--count", type=int, default=40, help=f"how many digits, 1-{MAX_COUNT} (default: 40)"
+        "--count",
+        type=int,
+        default=40,
+        metavar="N",
+        help=f"how many digits, 1-{MAX_COUNT} (default: 40)",
     )
     parser.add_argument(
-        "--columns", type=int, default=10, help="digits per row of the grid (default: 10)"
+        "--columns",
+        type=int,
+        default=10,
+        metavar="N",
+        help="digits per row of the grid (default: 10)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random choice of digits (default: 0)"
+        "--seed",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help="seed of the random choice of digits (default: 0)",
     )
     parser.add_argument(
         "-o",
         "--output",
         default=DEFAULT_OUTPUT,
+        metavar="FILE",
         help=f"PNG file to write (default: {DEFAULT_OUTPUT})",
     )
     add_data_flag(parser)
