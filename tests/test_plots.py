@@ -50,7 +50,7 @@ def test_show_captions_are_the_labels_of_the_drawn_images(
 ) -> None:
     drawn: dict[str, object] = {}
 
-    def record(images, captions, path, columns, title):  # type: ignore[no-untyped-def]
+    def record(images, captions, path, columns, title):
         drawn.update(images=images, captions=captions)
         return Path(path)
 
