@@ -1,0 +1,251 @@
+"""docs/derivation.md and the code agree: equation by equation, and in their cross-references.
+
+Each gradient equation is checked three ways at once, in float64: the formula as the derivation
+writes it for one sample (column vectors), the value the code computes, and the central finite
+difference of the loss (eq. 14), which needs no calculus at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import digitnet.network
+import digitnet.train
+from digitnet.network import Network, cross_entropy, init_network, one_hot, sigmoid
+from test_network import numerical_gradient
+
+ROOT = Path(__file__).resolve().parent.parent
+DERIVATION = ROOT / "docs" / "derivation.md"
+SOURCES = ROOT / "src" / "digitnet"
+GRADIENT_EQUATIONS = ("4", "8", "9", "10", "11", "12", "13")
+RELATIVE_TOLERANCE = 1e-6
+Vector = np.ndarray
+
+
+def central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5):
+    """(f(x + h e_i) - f(x - h e_i)) / 2h for every entry i of x, in the shape of x (eq. 14)."""
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + h
+        plus = f(x)
+        x[index] = original - h
+        minus = f(x)
+        x[index] = original
+        grad[index] = (plus - minus) / (2 * h)
+    return grad
+
+
+def assert_close(*arrays: np.ndarray) -> None:
+    """Every pair of arrays agrees to RELATIVE_TOLERANCE, entry by entry."""
+    first = arrays[0]
+    assert np.abs(first).max() > 1e-4, "a vanishing gradient would make the check meaningless"
+    for other in arrays[1:]:
+        assert other.shape == first.shape
+        scale = np.maximum(np.abs(first) + np.abs(other), 1e-8)
+        assert np.max(np.abs(first - other) / scale) < RELATIVE_TOLERANCE
+
+
+def small_problem(n: int, seed: int = 0) -> tuple[Network, np.ndarray, np.ndarray]:
+    """A float64 network 12 -> 7 -> 10 with non-zero biases, n inputs and one-hot targets."""
+    rng = np.random.default_rng(seed)
+    network = init_network((12, 7, 10), rng, dtype=np.float64)
+    for value in network.params.values():
+        value += rng.normal(scale=0.3, size=value.shape)
+    return network, rng.random((n, 12)), one_hot(rng.integers(0, 10, size=n), np.float64)
+
+
+def book_backprop(network: Network, x: Vector, y: Vector) -> dict[str, Vector]:
+    """One sample through the derivation's per-sample equations, with column vectors."""
+    W1, b1, W2, b2 = (network.params[name] for name in ("W1", "b1", "W2", "b2"))
+    x, y = x.reshape(-1, 1), y.reshape(-1, 1)
+    a1 = sigmoid(W1 @ x + b1.reshape(-1, 1))  # (eq. 1a, 2)
+    a2 = sigmoid(W2 @ a1 + b2.reshape(-1, 1))
+    delta2 = a2 - y  # (eq. 8)
+    dA1 = W2.T @ delta2  # (eq. 9)
+    delta1 = dA1 * a1 * (1 - a1)  # (eq. 12)
+    return {
+        "a1": a1,
+        "delta2": delta2,
+        "dA1": dA1,
+        "delta1": delta1,
+        "dW2": delta2 @ a1.T,  # (eq. 10)
+        "dW1": delta1 @ x.T,
+        "db2": delta2.ravel(),  # (eq. 11)
+        "db1": delta1.ravel(),
+    }
+
+
+def code_gradients(network: Network, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
+    _, cache = network.forward(X)
+    return network.backward(cache, Y)
+
+
+def loss_of_logits(Z2: np.ndarray, Y: np.ndarray) -> float:
+    return cross_entropy(Z2.reshape(Y.shape), Y)
+
+
+def check_sigmoid_derivative() -> None:
+    """(eq. 4): sigma'(z) = a (1 - a), elementwise, as used by the hidden error."""
+    z = np.linspace(-6, 6, 25)
+    a = sigmoid(z)
+    numeric = np.array(
+        [
+            central_difference(lambda v: float(sigmoid(v)[0]), z[i : i + 1].copy())[0]
+            for i in range(z.size)
+        ]
+    )
+    assert_close(a * (1 - a), numeric)
+
+
+def check_output_error() -> None:
+    """(eq. 8): dC/dz2 = a2 - y; for one sample the code's db2 is exactly its dZ (eq. 11)."""
+    network, X, Y = small_problem(1)
+    book = book_backprop(network, X[0], Y[0])
+    _, cache = network.forward(X)
+    numeric = central_difference(lambda z: loss_of_logits(z, Y), cache.Z_out.copy())
+    assert_close(book["delta2"].ravel(), code_gradients(network, X, Y)["db2"], numeric.ravel())
+
+
+def check_input_error() -> None:
+    """(eq. 9): dC/da1 = W2^T delta2; the code's dA1 is its db1 / (a1 (1 - a1)) (eq. 12)."""
+    network, X, Y = small_problem(1)
+    book = book_backprop(network, X[0], Y[0])
+    W2, b2 = network.params["W2"], network.params["b2"]
+    a1 = book["a1"].ravel()
+    numeric = central_difference(lambda a: loss_of_logits(W2 @ a + b2, Y), a1.copy())
+    code = code_gradients(network, X, Y)["db1"] / (a1 * (1 - a1))
+    assert_close(book["dA1"].ravel(), code, numeric)
+
+
+def check_weight_gradient() -> None:
+    """(eq. 10): dC/dW = delta a_prev^T, for both layers, against the code's dW1 and dW2."""
+    network, X, Y = small_problem(1)
+    book = book_backprop(network, X[0], Y[0])
+    code = code_gradients(network, X, Y)
+    for name in ("W1", "W2"):
+        numeric = numerical_gradient_of(network, X, Y, name)
+        assert_close(book[f"d{name}"], code[f"d{name}"], numeric)
+
+
+def check_bias_gradient() -> None:
+    """(eq. 11): dC/db = delta, for both layers, against the code's db1 and db2."""
+    network, X, Y = small_problem(1)
+    book = book_backprop(network, X[0], Y[0])
+    code = code_gradients(network, X, Y)
+    for name in ("b1", "b2"):
+        numeric = numerical_gradient_of(network, X, Y, name)
+        assert_close(book[f"d{name}"], code[f"d{name}"], numeric)
+
+
+def check_hidden_error() -> None:
+    """(eq. 12): dC/dz1 = dC/da1 * a1 (1 - a1); for one sample the code's db1 is its dZ1."""
+    network, X, Y = small_problem(1)
+    book = book_backprop(network, X[0], Y[0])
+    W2, b2 = network.params["W2"], network.params["b2"]
+    numeric = central_difference(
+        lambda z: loss_of_logits(W2 @ sigmoid(z) + b2, Y),
+        (network.params["W1"] @ X[0] + network.params["b1"]),
+    )
+    assert_close(book["delta1"].ravel(), code_gradients(network, X, Y)["db1"], numeric)
+
+
+def check_batch_mean() -> None:
+    """(eq. 13): the batch gradient is the mean of the per-sample gradients."""
+    network, X, Y = small_problem(6)
+    code = code_gradients(network, X, Y)
+    samples = [book_backprop(network, x, y) for x, y in zip(X, Y, strict=True)]
+    for name in ("W1", "b1", "W2", "b2"):
+        mean = np.mean([sample[f"d{name}"] for sample in samples], axis=0)
+        numeric = numerical_gradient_of(network, X, Y, name)
+        assert_close(mean, code[f"d{name}"], numeric)
+
+
+def numerical_gradient_of(network: Network, X: np.ndarray, Y: np.ndarray, name: str):
+    """Central differences of the mean loss for every entry of one parameter."""
+    shape = network.params[name].shape
+    values = numerical_gradient(network, X, Y, name, list(np.ndindex(shape)))
+    return values.reshape(shape)
+
+
+CHECKS = {
+    "4": check_sigmoid_derivative,
+    "8": check_output_error,
+    "9": check_input_error,
+    "10": check_weight_gradient,
+    "11": check_bias_gradient,
+    "12": check_hidden_error,
+    "13": check_batch_mean,
+}
+
+
+@pytest.mark.parametrize("number", GRADIENT_EQUATIONS)
+def test_gradient_equation_matches_the_code_and_finite_differences(number: str) -> None:
+    CHECKS[number]()
+
+
+def derivation_tags() -> list[str]:
+    return re.findall(r"\\tag\{([^}]+)\}", DERIVATION.read_text(encoding="utf-8"))
+
+
+def cited_in_sources() -> dict[str, set[str]]:
+    """Each equation number cited as "(eq. N)" in the package, with the files citing it."""
+    cited: dict[str, set[str]] = {}
+    for path in SOURCES.rglob("*.py"):
+        for group in re.findall(r"\(eq\. ([^)]*)\)", path.read_text(encoding="utf-8")):
+            for number in re.findall(r"\d+[a-z]?", group):
+                cited.setdefault(number, set()).add(path.name)
+    return cited
+
+
+def test_every_equation_has_one_number() -> None:
+    tags = derivation_tags()
+    assert len(tags) == len(set(tags)), f"duplicate equation numbers in {tags}"
+    assert {"1a", "1b", *map(str, range(2, 17))} <= set(tags)
+
+
+def test_every_equation_the_code_cites_is_in_the_derivation() -> None:
+    cited = cited_in_sources()
+    missing = {number: files for number, files in cited.items() if number not in derivation_tags()}
+    assert cited and not missing, f"cited in the code but not in docs/derivation.md: {missing}"
+
+
+def test_every_gradient_equation_is_cited_by_the_code_and_checked_here() -> None:
+    cited = cited_in_sources()
+    assert set(GRADIENT_EQUATIONS) <= set(cited), f"uncited: {set(GRADIENT_EQUATIONS) - set(cited)}"
+    assert set(CHECKS) == set(GRADIENT_EQUATIONS)
+
+
+NAMES = {
+    "Network": Network,
+    "network": digitnet.network,
+    "train": digitnet.train,
+    "numerical_gradient": numerical_gradient,
+    "central_difference": central_difference,
+}
+
+
+def resolve(dotted: str) -> object:
+    """The object a name such as `Network.backward` or `train.sgd_step` stands for."""
+    head, *rest = dotted.split(".")
+    value: object = NAMES[head]
+    for part in rest:
+        value = getattr(value, part)
+    return value
+
+
+def test_every_seed_equation_names_a_function_that_exists() -> None:
+    text = DERIVATION.read_text(encoding="utf-8")
+    blocks = re.split(r"\\tag\{([^}]+)\}", text)
+    for number, after in zip(blocks[1::2], blocks[2::2], strict=True):
+        if int(re.match(r"\d+", number).group()) >= 100:
+            continue
+        prose = after.split("$$", 2)[1]
+        named = re.search(r"[Cc]omputed (?:by|in)\s+`([\w.]+)`", prose)
+        assert named, f"equation ({number}) does not say which function computes it"
+        assert callable(resolve(named.group(1))), f"({number}) names {named.group(1)}"
