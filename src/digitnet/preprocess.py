@@ -201,7 +201,7 @@ def grayscale(image: Image.Image) -> Gray:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), rgba)
     if image.mode in WIDE_MODES:
-        gray = scale_wide(np.asarray(image))
+        gray = scale_wide(np.asarray(image), image.mode)
     else:
         luma = image if image.mode == "L" else image.convert("RGB").convert("L")
         gray = scale_array(np.asarray(luma))
@@ -234,16 +234,18 @@ def scale_integers(pixels: NDArray[np.generic]) -> Gray:
     return scaled
 
 
-def scale_wide(pixels: NDArray[np.generic]) -> Gray:
-    """Pixels of 16-bit, 32-bit integer or float images mapped onto [0, 1]."""
+def scale_wide(pixels: NDArray[np.generic], mode: str) -> Gray:
+    """Pixels of 16-bit, 32-bit integer or float images mapped onto [0, 1].
+
+    I;16 images span 0-65535. Modes I and F carry no fixed range, so the range is guessed from
+    the largest value: [0, 1], then 0-255, then 0-65535, then the largest value itself.
+    """
     values = pixels.astype(np.float32)
-    high = float(values.max()) if values.size else 0.0
-    if np.issubdtype(pixels.dtype, np.floating) and high <= 1.0:
-        full_scale = 1.0
-    elif high <= 255.0 and np.issubdtype(pixels.dtype, np.floating):
-        full_scale = 255.0
-    else:
-        full_scale = max(65535.0, high)
+    high = float(values.max())
+    full_scale = 65535.0
+    if not mode.startswith("I;16"):
+        full_scale = next(s for s in (1.0, 255.0, 65535.0, high) if high <= s)
+        full_scale = max(full_scale, 255.0) if mode == "I" else full_scale
     scaled: Gray = np.clip(values / np.float32(full_scale), 0.0, 1.0)
     return scaled
 
@@ -264,12 +266,13 @@ def shrink(gray: Gray, longest: int) -> Gray:
 
 def to_mnist_like(gray: Gray) -> Gray:
     """Steps 2-4 of the module docstring on a grayscale image."""
-    ink = light_on_dark(gray)
+    light_paper = is_light_paper(gray)
+    ink: Gray = np.float32(1.0) - gray if light_paper else gray
     if is_mnist_like(ink):
         if float(ink.max()) < MIN_CONTRAST:
             raise NoDigitError("no digit found (the image is blank)")
         return ink
-    strokes = separate_ink(ink)
+    strokes = separate_ink(ink, light_paper)
     return centre_by_mass(scale_to_box(crop_to_ink(strokes)))
 
 
@@ -286,14 +289,11 @@ def border_pixels(gray: Gray) -> Gray:
     return border
 
 
-def light_on_dark(gray: Gray) -> Gray:
-    """Gray with light ink on dark paper: inverted when the border is nearer the light end."""
+def is_light_paper(gray: Gray) -> bool:
+    """Whether the border (the paper) is nearer the light end of the image than the dark end."""
     background = float(np.median(border_pixels(gray)))
     low, high = np.percentile(gray, [1.0, 99.0])
-    if background - low > high - background:
-        inverted: Gray = np.float32(1.0) - gray
-        return inverted
-    return gray
+    return bool(background - low > high - background)
 
 
 def is_mnist_like(ink: Gray) -> bool:
@@ -302,18 +302,22 @@ def is_mnist_like(ink: Gray) -> bool:
     return ink.shape == (CANVAS, CANVAS) and float(np.median(border)) <= MNIST_BORDER_LEVEL
 
 
-def separate_ink(ink: Gray) -> Gray:
+def separate_ink(ink: Gray, light_paper: bool) -> Gray:
     """Ink strength in [0, 1] with the background at 0; NoDigitError when there is no ink.
 
     NOTE: a grey opening removes every light structure narrower than its window, so with a
     window wider than any stroke it leaves the paper alone: lighting gradients and stains that
-    vary more slowly than the window are subtracted, the strokes are kept.
+    vary more slowly than the window are subtracted, the strokes are kept. On light paper the
+    ink's contrast also scales with the light falling on it, so the difference is divided by the
+    paper's brightness (a flat-field correction).
     """
     from scipy import ndimage
 
     window = max(3, max(ink.shape) // 4)
     background = ndimage.uniform_filter(ndimage.grey_opening(ink, size=window), window)
     foreground = np.clip(ink - background, 0.0, None)
+    if light_paper:
+        foreground = np.clip(foreground / np.maximum(1.0 - background, 0.05), 0.0, 1.0)
     threshold = otsu_threshold(foreground)
     strong = foreground > threshold
     check_contrast(foreground, strong)
