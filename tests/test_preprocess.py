@@ -230,3 +230,14 @@ def test_batch_matches_one_by_one_and_marks_blank_images(mnist: Dataset) -> None
     assert not inputs[3].any()
     flat_inputs, _ = preprocess_batch(batch.reshape(40, 784))
     assert np.array_equal(flat_inputs, inputs)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_with_the_same_result(
+    tmp_path: Path, digit: np.ndarray
+) -> None:
+    page = on_paper(digit, scale=40, size=(1500, 2000))
+    Image.fromarray(page).save(tmp_path / "big.jpg", quality=95)
+    image = load_image(tmp_path / "big.jpg")
+    assert min(image.size) >= 512 and image.size[0] < 2000
+    full = preprocess_image(Image.open(tmp_path / "big.jpg").convert("L"))
+    assert mean_difference(preprocess_image(image), full) < 0.01

@@ -64,7 +64,9 @@ def load_image(path: str | PathLike[str]) -> Image.Image:
     """Open and decode any image Pillow reads (the first frame of an animation).
 
     Pillow's decompression-bomb guard becomes an error: an image of more than
-    Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory.
+    Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory. A large JPEG
+    is decoded at a reduced scale that keeps both sides at least WORK_SIZE pixels long, which
+    is all preprocess_image uses.
     """
     path = Path(path)
     check_file(path)
@@ -73,6 +75,7 @@ def load_image(path: str | PathLike[str]) -> Image.Image:
         try:
             with Image.open(path) as opened:
                 check_pixel_count(path, opened.size)
+                opened.draft(None, (WORK_SIZE, WORK_SIZE))
                 opened.load()
         except ImageError:
             raise
