@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from digitnet.api import Model, Prediction, load_model
-from digitnet.commands.common import print_json
+from digitnet.commands.common import percent, print_json
 from digitnet.data import DataError, read_images
 from digitnet.preprocess import ImageError, load_image, preprocess_batch, preprocess_image
 
@@ -157,14 +157,14 @@ def candidates(prediction: Prediction, row: int) -> list[tuple[int, float]]:
 
 
 def format_answers(answered: list[Entry], prediction: Prediction | None) -> list[str]:
-    """One line per image: 'NAME: 7 (98.1%), then 2 (1.2%), 9 (0.3%)'."""
+    """One line per image: 'NAME: 7 (98.10%), then 2 (1.20%), 9 (0.30%)'."""
     if prediction is None:
         return []
     lines = []
     for row, entry in enumerate(answered):
         (best, chance), *rest = candidates(prediction, row)
-        others = ", ".join(f"{digit} ({100 * p:.1f}%)" for digit, p in rest)
-        lines.append(f"{entry.name}: {best} ({100 * chance:.1f}%), then {others}")
+        others = ", ".join(f"{digit} ({percent(p)})" for digit, p in rest)
+        lines.append(f"{entry.name}: {best} ({percent(chance)}), then {others}")
     return lines
 
 
