@@ -271,3 +271,26 @@ def test_help_says_how_probabilities_are_made(capsys: pytest.CaptureFixture[str]
     assert "sigmoid outputs divided by their sum" in text
     for flag in ("--json", "--model", "--show-input"):
         assert flag in text
+
+
+def test_bad_npy_files_get_one_line_each(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "garbage.npy").write_bytes(b"not numpy at all")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "wide.npy", mnist.test_images[:2].astype(np.float32))  # 0-255 floats
+    np.save(tmp_path / "full.npy", mnist.test_images[:4])
+    cut = (tmp_path / "full.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(cut[: len(cut) // 2])
+    names = ["garbage.npy", "objects.npy", "wide.npy", "cut.npy"]
+    assert main(["predict", *(str(tmp_path / name) for name in names)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    expected = [
+        "not a .npy array file (no NumPy header)",
+        "holds Python objects, which are refused",
+        "float pixels must be within [0, 1] (divide 0-255 values by 255), got 0 to 255",
+        "",
+    ]
+    assert len(errors) == len(names)
+    for line, name, message in zip(errors, names, expected, strict=True):
+        assert line.startswith(f"digitnet: error: {tmp_path / name}: {message}")

@@ -120,6 +120,8 @@ def bomb_size(exc: Exception) -> str:
 
 def describe_decode_error(exc: Exception) -> str:
     message = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot read ({exc.strerror.lower()})"
     if isinstance(exc, EOFError) or "truncated" in message.lower():
         return "truncated image file (the data ends early)"
     return f"cannot decode the image ({message or type(exc).__name__})"
@@ -225,7 +227,10 @@ def scale_array(pixels: NDArray[np.generic]) -> Gray:
         raise ValueError("pixels hold NaN or infinite values")
     low, high = float(pixels.min()), float(pixels.max())
     if low < 0.0 or high > 1.0:
-        raise ValueError(f"float pixels must be within [0, 1], got {low:.4g} to {high:.4g}")
+        raise ValueError(
+            f"float pixels must be within [0, 1] (divide 0-255 values by 255), "
+            f"got {low:.4g} to {high:.4g}"
+        )
     return pixels.astype(np.float32)
 
 

@@ -24,6 +24,7 @@ from digitnet.preprocess import ImageError, load_image, preprocess_batch, prepro
 CANDIDATES = 3
 IDX_PREFIX = b"\x00\x00\x08"
 GZIP_PREFIX = b"\x1f\x8b"
+NPY_MAGIC = b"\x93NUMPY"
 DESCRIPTION = """\
 Print the digit in each image, its probability and the next two candidates.
 
@@ -96,7 +97,7 @@ def read_entries(name: str) -> list[Entry]:
         return [Entry(name, pixels=preprocess_image(load_image(path)))]
     except (ImageError, DataError) as exc:
         return [Entry(name, error=str(exc))]
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         return [Entry(name, error=f"{name}: {describe(exc)}")]
 
 
@@ -113,7 +114,15 @@ def load_npy(path: Path) -> NDArray[Any]:
     """A .npy array, loaded without pickle."""
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not a .npy file")
-    array: NDArray[Any] = np.load(path, allow_pickle=False)
+    with path.open("rb") as handle:
+        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise ImageError(f"{path}: not a .npy array file (no NumPy header)")
+    try:
+        array: NDArray[Any] = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "object arrays" in str(exc).lower():
+            raise ImageError(f"{path}: holds Python objects, which are refused") from None
+        raise
     return array
 
 
