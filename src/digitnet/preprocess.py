@@ -6,8 +6,9 @@ their centre of mass at the centre. preprocess_image() repeats those steps on an
 
 1. composite transparency over white paper and convert to grayscale in [0, 1];
 2. detect the polarity from the border and invert dark ink on light paper;
-3. separate ink from background: subtract a background estimated by a grey opening larger than
-   a stroke (uneven lighting), threshold with Otsu's method, drop specks (paper texture);
+3. separate ink from background: subtract a background estimated by a grey opening wider than
+   any stroke and divide by the paper's brightness (uneven lighting), threshold with Otsu's
+   method, drop small specks (paper texture);
 4. crop to the ink, scale its longest side to 20 pixels, centre it by mass in 28x28.
 
 An image that is already MNIST-like (28x28, light on a black border) is passed through with
@@ -184,8 +185,8 @@ def preprocess_batch(images: NDArray[np.generic]) -> tuple[Gray, NDArray[np.bool
 def already_mnist_like(gray: Gray) -> NDArray[np.bool_]:
     """For a batch (N, H, W): which images to_mnist_like() would return unchanged.
 
-    NOTE: a black border (median <= 0.05) and a 99th percentile of at least 0.1 together rule
-    out the inversion in light_on_dark(), so these images need no per-image work.
+    NOTE: a black border (median <= 0.05) and a 99th percentile of at least 0.1 together mean
+    that is_light_paper() is False, so these images need no per-image work.
     """
     if gray.shape[1:] != (CANVAS, CANVAS) or gray.shape[0] == 0:
         return np.zeros(gray.shape[0], dtype=bool)
@@ -398,8 +399,12 @@ def digit_strokes(strong: NDArray[np.bool_], strength: Gray) -> Gray:
 
     labels, count = ndimage.label(strong, structure=np.ones((3, 3), dtype=bool))
     masses = np.bincount(labels.reshape(-1), weights=strength.reshape(-1), minlength=count + 1)
-    masses[0] = 0.0
-    kept = (masses >= SPECK_FRACTION * masses.max())[labels]
+    masses[0] = 0.0  # label 0 is the paper
+    keep = masses >= SPECK_FRACTION * masses.max()
+    keep[0] = False
+    if masses.max() <= 0.0:
+        raise NoDigitError("no digit found (no ink stands above the paper's noise)")
+    kept = keep[labels]
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
     margin = 2  # room for the soft edges that the dilation below lets in
     box = (
