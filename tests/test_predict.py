@@ -294,3 +294,13 @@ def test_bad_npy_files_get_one_line_each(
     assert len(errors) == len(names)
     for line, name, message in zip(errors, names, expected, strict=True):
         assert line.startswith(f"digitnet: error: {tmp_path / name}: {message}")
+
+
+def test_evaluate_uses_the_bundled_model_when_none_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["evaluate", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    _, metadata = load_checkpoint(bundled_model_path())
+    assert summary["model"] == str(bundled_model_path())
+    assert summary["test_accuracy"] == metadata["test_accuracy"]
