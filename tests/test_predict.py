@@ -304,3 +304,30 @@ def test_evaluate_uses_the_bundled_model_when_none_is_named(
     _, metadata = load_checkpoint(bundled_model_path())
     assert summary["model"] == str(bundled_model_path())
     assert summary["test_accuracy"] == metadata["test_accuracy"]
+
+
+def test_flat_and_colour_npy_arrays_are_single_images(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "flat.npy", mnist.test_images[0].reshape(784))
+    colour = np.repeat(255 - np.kron(mnist.test_images[1], np.ones((4, 4), np.uint8)), 3)
+    np.save(tmp_path / "colour.npy", colour.reshape(112, 112, 3))
+    status, summary, _ = predict_json(
+        capsys, str(tmp_path / "flat.npy"), str(tmp_path / "colour.npy")
+    )
+    assert status == 0
+    assert [(Path(r["file"]).name, r["digit"]) for r in summary["results"]] == [
+        ("flat.npy", 7),
+        ("colour.npy", 2),
+    ]
+
+
+def test_answers_are_printed_even_when_show_input_cannot_write(
+    tmp_path: Path, digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "taken").write_text("a file where the folder should go")
+    argv = ["predict", str(digit_files[0]), "--show-input", str(tmp_path / "taken")]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{digit_files[0]}: 7 (")
+    assert err.startswith("digitnet: error: ") and err.count("\n") == 1

@@ -19,7 +19,13 @@ from numpy.typing import NDArray
 from digitnet.api import Model, Prediction, load_model
 from digitnet.commands.common import percent, print_json
 from digitnet.data import DataError, read_images
-from digitnet.preprocess import ImageError, load_image, preprocess_batch, preprocess_image
+from digitnet.preprocess import (
+    ImageError,
+    load_image,
+    preprocess_array,
+    preprocess_batch,
+    preprocess_image,
+)
 
 CANDIDATES = 3
 IDX_PREFIX = b"\x00\x00\x08"
@@ -70,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
     entries = [entry for name in args.images for entry in read_entries(name)]
     answered = [entry for entry in entries if entry.pixels is not None]
     prediction = predict_entries(model, answered)
-    if args.show_input:
-        save_inputs(Path(args.show_input), answered)
     for entry in entries:
         if entry.error is not None:
             print(f"digitnet: error: {entry.error}", file=sys.stderr)
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for line in format_answers(answered, prediction):
             print(line)
+    if args.show_input:
+        save_inputs(Path(args.show_input), answered)
     return 1 if len(answered) < len(entries) else 0
 
 
@@ -127,7 +133,14 @@ def load_npy(path: Path) -> NDArray[Any]:
 
 
 def batch_entries(name: str, images: NDArray[Any]) -> list[Entry]:
-    """Entries for an array of images: one for (H, W), else one per image named NAME[i]."""
+    """Entries for an array of images: one for (H, W), else one per image named NAME[i].
+
+    (784,) is one flattened 28x28 image and (H, W, 3|4) one colour image.
+    """
+    if images.shape == (28 * 28,):
+        images = images.reshape(28, 28)
+    if images.ndim == 3 and images.shape[2] in (3, 4) and images.shape[1:] != (28, 28):
+        return [Entry(name, pixels=preprocess_array(images))]
     if images.ndim == 2 and images.shape[1] != 28 * 28:
         inputs, found = preprocess_batch(images[np.newaxis])
         return [entry_of(name, None, inputs[0], bool(found[0]))]
