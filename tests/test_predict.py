@@ -331,3 +331,11 @@ def test_answers_are_printed_even_when_show_input_cannot_write(
     out, err = capsys.readouterr()
     assert out.startswith(f"{digit_files[0]}: 7 (")
     assert err.startswith("digitnet: error: ") and err.count("\n") == 1
+
+
+def test_api_reads_the_bytes_of_an_image_file(model: Model, digit_files: list[Path]) -> None:
+    content = digit_files[1].read_bytes()
+    assert model.predict(content).labels.tolist() == [2]
+    assert np.array_equal(
+        model.predict(content).probabilities, model.predict(digit_files[1]).probabilities
+    )

@@ -13,6 +13,7 @@ from digitnet.data import Dataset, scale_pixels
 from digitnet.preprocess import (
     ImageError,
     NoDigitError,
+    decode_image,
     load_image,
     preprocess_array,
     preprocess_batch,
@@ -241,3 +242,19 @@ def test_large_jpeg_is_decoded_at_reduced_scale_with_the_same_result(
     assert min(image.size) >= 512 and image.size[0] < 2000
     full = preprocess_image(Image.open(tmp_path / "big.jpg").convert("L"))
     assert mean_difference(preprocess_image(image), full) < 0.01
+
+
+def test_decode_image_guards_uploaded_bytes_like_files(digit: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(on_paper(digit)).save(buffer, "PNG")
+    image = decode_image(buffer.getvalue(), "upload")
+    assert np.array_equal(preprocess_image(image), preprocess_array(on_paper(digit)))
+    cases = {
+        b"": "upload: empty file",
+        b"hello": "upload: not an image",
+        png_header_only(30_000, 30_000): "upload: too large to decode safely",
+        buffer.getvalue()[:200]: "upload: truncated",
+    }
+    for data, message in cases.items():
+        with pytest.raises(ImageError, match=message):
+            decode_image(data, "upload")

@@ -20,6 +20,7 @@ Limits: one digit per image; a dark frame or a table edge around the paper count
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -71,21 +72,33 @@ def load_image(path: str | PathLike[str]) -> Image.Image:
     """
     path = Path(path)
     check_file(path)
+    return decode_guarded(path, str(path))
+
+
+def decode_image(data: bytes, name: str = "image") -> Image.Image:
+    """Like load_image, for the bytes of an image file (an upload, say); name is for errors."""
+    if not data:
+        raise ImageError(f"{name}: empty file, not an image")
+    return decode_guarded(io.BytesIO(data), name)
+
+
+def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
+    """Open and fully decode source, turning every failure into a one-line ImageError."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as opened:
-                check_pixel_count(path, opened.size)
+            with Image.open(source) as opened:
+                check_pixel_count(name, opened.size)
                 opened.draft(None, (WORK_SIZE, WORK_SIZE))
                 opened.load()
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"{path}: too large to decode safely ({bomb_size(exc)})") from None
+            raise ImageError(f"{name}: too large to decode safely ({bomb_size(exc)})") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image (Pillow cannot identify it)") from None
+            raise ImageError(f"{name}: not an image (Pillow cannot identify it)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"{path}: {describe_decode_error(exc)}") from None
+            raise ImageError(f"{name}: {describe_decode_error(exc)}") from None
     image: Image.Image = opened
     return image
 
@@ -104,12 +117,12 @@ def check_file(path: Path) -> None:
         raise ImageError(f"{path}: empty file, not an image")
 
 
-def check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+def check_pixel_count(name: str, size: tuple[int, int]) -> None:
     """Refuse images between Pillow's warning and error limits, which Pillow only warns about."""
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and size[0] * size[1] > limit:
         raise ImageError(
-            f"{path}: too large to decode safely ({size[0]} x {size[1]} pixels, limit {limit})"
+            f"{name}: too large to decode safely ({size[0]} x {size[1]} pixels, limit {limit})"
         )
 
 
