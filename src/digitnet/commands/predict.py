@@ -40,6 +40,8 @@ An IDX image file or a .npy array of shape (28, 28), (N, 28, 28) or (N, 784) giv
 per image, named FILE[i].
 
 Probabilities are the network's ten sigmoid outputs divided by their sum, so they add up to 1.
+A file that cannot be read, or holds no digit, gets one line on stderr while the others are
+still answered; the exit status is then 1.
 """
 
 
