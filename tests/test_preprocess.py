@@ -268,3 +268,12 @@ def test_photo_is_turned_upright_by_its_exif_orientation(tmp_path: Path, digit: 
     upright = load_image(tmp_path / "phone.jpg")
     assert upright.size == (200, 260)
     assert mean_difference(preprocess_image(upright), preprocess_array(on_paper(digit))) < 0.02
+
+
+def test_small_digit_on_a_large_unevenly_lit_page(digit: np.ndarray) -> None:
+    ink = np.kron(digit, np.ones((2, 2), dtype=np.uint8)) / 255.0
+    page = 0.9 * np.linspace(0.65, 1.0, 600)[:, None] * np.ones((600, 800))
+    page[520:576, 20:76] *= 1.0 - 0.9 * ink  # 56 pixels high: under 1% of the page is ink
+    photo = (255 * page).round().astype(np.uint8)
+    result = preprocess_array(photo)
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.05

@@ -46,6 +46,7 @@ MIN_CONTRAST = 0.12  # weaker ink than this, on a [0, 1] scale, is taken for a b
 MIN_SEPARATION = 6.0  # ink must stand this many noise deviations above the paper
 BACKGROUND_SIZE = 64  # the background is estimated on a copy at most this long
 SAMPLE_SIZE = 16384  # statistics of larger images are taken on evenly spaced pixels
+OTSU_ROUNDS = 3  # Otsu's threshold is taken again among the brighter pixels at most this often
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest blob are dropped
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -200,18 +201,15 @@ def preprocess_batch(images: NDArray[np.generic]) -> tuple[Gray, NDArray[np.bool
 def already_mnist_like(gray: Gray) -> NDArray[np.bool_]:
     """For a batch (N, H, W): which images to_mnist_like() would return unchanged.
 
-    NOTE: a black border (median <= 0.05) and a 99th percentile of at least 0.1 together mean
-    that is_light_paper() is False, so these images need no per-image work.
+    NOTE: a black border (median <= 0.05) and a brightest pixel of at least MIN_CONTRAST (0.12)
+    mean that is_light_paper() is False, so these images need no per-image work.
     """
     if gray.shape[1:] != (CANVAS, CANVAS) or gray.shape[0] == 0:
         return np.zeros(gray.shape[0], dtype=bool)
     flat = gray.reshape(gray.shape[0], -1)
     frame = border_mask((CANVAS, CANVAS)).reshape(-1)
     border = np.median(flat[:, frame], axis=1)
-    high = np.percentile(flat, 99.0, axis=1)
-    ready: NDArray[np.bool_] = (
-        (border <= MNIST_BORDER_LEVEL) & (high >= 0.1) & (flat.max(axis=1) >= MIN_CONTRAST)
-    )
+    ready: NDArray[np.bool_] = (border <= MNIST_BORDER_LEVEL) & (flat.max(axis=1) >= MIN_CONTRAST)
     return ready
 
 
@@ -316,10 +314,16 @@ def border_pixels(gray: Gray) -> Gray:
 
 
 def is_light_paper(gray: Gray) -> bool:
-    """Whether the border (the paper) is nearer the light end of the image than the dark end."""
+    """Whether the border (the paper) is nearer the lightest pixels than the darkest ones.
+
+    The extremes are taken on a copy averaged over 2x2 pixels, which keeps strokes but not
+    single noisy pixels; extremes rather than percentiles, because a small digit on a large
+    page may cover far less than one percent of it.
+    """
     background = float(np.median(sample(border_pixels(gray))))
-    low, high = np.percentile(sample(gray), [1.0, 99.0])
-    return bool(background - low > high - background)
+    smooth = shrink(gray, max(gray.shape) // 2) if min(gray.shape) >= 2 * CANVAS else gray
+    low, high = float(smooth.min()), float(smooth.max())
+    return background - low > high - background
 
 
 def is_mnist_like(ink: Gray) -> bool:
@@ -338,9 +342,7 @@ def separate_ink(ink: Gray, light_paper: bool) -> Gray:
     foreground = np.clip(ink - background, 0.0, None)
     if light_paper:
         foreground = np.clip(foreground / np.maximum(1.0 - background, 0.05), 0.0, 1.0)
-    threshold = otsu_threshold(foreground)
-    strong = foreground > threshold
-    check_contrast(foreground, strong)
+    strong = find_strong_ink(foreground)
 
     paper = sample(foreground[~strong])
     median = float(np.median(paper))
@@ -393,6 +395,29 @@ def otsu_threshold(values: Gray) -> float:
     mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
     between = weight_low * weight_high * (mean_low - mean_high) ** 2
     return float(edges[int(np.argmax(between)) + 1])
+
+
+def find_strong_ink(foreground: Gray) -> NDArray[np.bool_]:
+    """Where the ink clearly stands above the paper, by Otsu's threshold; NoDigitError if nowhere.
+
+    NOTE: when the ink covers a tiny part of the image (a small digit on a large page), Otsu's
+    method first splits the paper's own noise. Taking Otsu's threshold again among the pixels
+    above it then finds the ink; on a blank page the contrast test keeps failing.
+    """
+    values = foreground
+    failure = NoDigitError("no digit found (the image is blank)")
+    for _ in range(OTSU_ROUNDS):
+        strong = foreground > otsu_threshold(values)
+        if not strong.any():
+            break
+        try:
+            check_contrast(foreground, strong)
+        except NoDigitError as exc:
+            failure = exc
+            values = foreground[strong]
+            continue
+        return strong
+    raise failure
 
 
 def check_contrast(foreground: Gray, strong: NDArray[np.bool_]) -> None:
