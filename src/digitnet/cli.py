@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from digitnet import __version__
-from digitnet.commands import evaluate, report, show, train
+from digitnet.commands import evaluate, predict, report, show, train
 from digitnet.train import TrainingDivergedError
 
-COMMANDS = (train, evaluate, show, report)
+COMMANDS = (train, evaluate, predict, show, report)
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
