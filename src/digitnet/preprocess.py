@@ -1,0 +1,361 @@
+"""Turning a user's image into the 28x28 input the network was trained on.
+
+MNIST digits are light strokes on a black background: NIST's black-and-white digits were scaled
+with anti-aliasing so that the longest side fits 20 pixels, then placed in a 28x28 field with
+their centre of mass at the centre. preprocess_image() repeats those steps on any picture:
+
+1. composite transparency over white paper and convert to grayscale in [0, 1];
+2. detect the polarity from the border and invert dark ink on light paper;
+3. separate ink from background: subtract a background estimated by a grey opening larger than
+   a stroke (uneven lighting), threshold with Otsu's method, drop specks (paper texture);
+4. crop to the ink, scale its longest side to 20 pixels, centre it by mass in 28x28.
+
+An image that is already MNIST-like (28x28, light on a black border) is passed through with
+exactly the scaling of digitnet.data.scale_pixels, so the same pixels give the same network
+input through every entry point.
+
+Limits: one digit per image; a dark frame or a table edge around the paper counts as ink.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, UnidentifiedImageError
+
+from digitnet.data import scale_pixels
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+Gray = NDArray[np.float32]
+
+CANVAS = 28
+DIGIT_BOX = 20
+CENTRE = 14.0  # mean centre of mass of the MNIST test digits, in pixel indices
+WORK_SIZE = 512  # larger images are shrunk to this longest side before ink separation
+MNIST_BORDER_LEVEL = 0.05  # a 28x28 image whose border median is below this is MNIST-like
+MIN_CONTRAST = 0.12  # weaker ink than this, on a [0, 1] scale, is taken for a blank page
+MIN_SEPARATION = 6.0  # ink must stand this many noise deviations above the paper
+SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest blob are dropped
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+class ImageError(ValueError):
+    """A file cannot be read as an image: missing, empty, not an image, truncated, too large."""
+
+
+class NoDigitError(ValueError):
+    """An image holds no ink that could be a digit."""
+
+
+# ---- reading files -------------------------------------------------------------------------
+
+
+def load_image(path: str | PathLike[str]) -> Image.Image:
+    """Open and decode any image Pillow reads (the first frame of an animation).
+
+    Pillow's decompression-bomb guard becomes an error: an image of more than
+    Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory.
+    """
+    path = Path(path)
+    check_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as opened:
+                check_pixel_count(path, opened.size)
+                opened.load()
+        except ImageError:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"{path}: too large to decode safely ({bomb_size(exc)})") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image (Pillow cannot identify it)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"{path}: {describe_decode_error(exc)}") from None
+    image: Image.Image = opened
+    return image
+
+
+def check_file(path: Path) -> None:
+    """Raise ImageError unless path is a non-empty regular file."""
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({(exc.strerror or str(exc)).lower()})") from None
+    if size == 0:
+        raise ImageError(f"{path}: empty file, not an image")
+
+
+def check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+    """Refuse images between Pillow's warning and error limits, which Pillow only warns about."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise ImageError(
+            f"{path}: too large to decode safely ({size[0]} x {size[1]} pixels, limit {limit})"
+        )
+
+
+def bomb_size(exc: Exception) -> str:
+    """The pixel count Pillow names in its decompression-bomb error."""
+    counts = re.findall(r"\d+", str(exc))
+    return f"{counts[0]} pixels, limit {Image.MAX_IMAGE_PIXELS}" if counts else "too many pixels"
+
+
+def describe_decode_error(exc: Exception) -> str:
+    message = " ".join(str(exc).split())
+    if isinstance(exc, EOFError) or "truncated" in message.lower():
+        return "truncated image file (the data ends early)"
+    return f"cannot decode the image ({message or type(exc).__name__})"
+
+
+# ---- public entry points ---------------------------------------------------------------------
+
+
+def preprocess_image(image: Image.Image) -> Gray:
+    """The MNIST-like (28, 28) float32 input in [0, 1] for a Pillow image of a digit.
+
+    Raises NoDigitError when no ink is found.
+    """
+    return to_mnist_like(grayscale(image))
+
+
+def preprocess_array(array: NDArray[np.generic]) -> Gray:
+    """The MNIST-like (28, 28) float32 input for one image given as a NumPy array.
+
+    Accepts (H, W) grayscale, (784,) as 28x28, or (H, W, 3 or 4) uint8 colour; pixels are
+    uint8 0-255, other integers within 0-255, booleans, or floats in [0, 1].
+    """
+    pixels = np.asarray(array)
+    if pixels.shape == (CANVAS * CANVAS,):
+        pixels = pixels.reshape(CANVAS, CANVAS)
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4) and pixels.dtype == np.uint8:
+        return preprocess_image(Image.fromarray(pixels))
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise ValueError(
+            f"expected one image of shape (H, W), (784,) or (H, W, 3|4), got shape {pixels.shape}"
+        )
+    return to_mnist_like(scale_array(pixels))
+
+
+# ---- grayscale -------------------------------------------------------------------------------
+
+
+def grayscale(image: Image.Image) -> Gray:
+    """Luminance in [0, 1] (0 is black), transparency composited over white, shrunk if huge."""
+    if image.mode in ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), rgba)
+    if image.mode in WIDE_MODES:
+        gray = scale_wide(np.asarray(image))
+    else:
+        luma = image if image.mode == "L" else image.convert("RGB").convert("L")
+        gray = scale_array(np.asarray(luma))
+    return shrink(gray, WORK_SIZE)
+
+
+def scale_array(pixels: NDArray[np.generic]) -> Gray:
+    """Float32 pixels in [0, 1]; uint8 is scaled exactly as the training data is."""
+    if pixels.dtype == np.bool_:
+        return pixels.astype(np.float32)
+    if np.issubdtype(pixels.dtype, np.integer):
+        return scale_integers(pixels)
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise ValueError(f"pixels must be numbers, got dtype {pixels.dtype}")
+    if not np.all(np.isfinite(pixels)):
+        raise ValueError("pixels hold NaN or infinite values")
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"float pixels must be within [0, 1], got {low:.4g} to {high:.4g}")
+    return pixels.astype(np.float32)
+
+
+def scale_integers(pixels: NDArray[np.generic]) -> Gray:
+    """Integer pixels within 0-255, scaled by digitnet.data.scale_pixels."""
+    low, high = int(pixels.min()), int(pixels.max())
+    if low < 0 or high > 255:
+        raise ValueError(f"integer pixels must be within 0-255, got {low} to {high}")
+    as_bytes = pixels.astype(np.uint8, copy=False)
+    scaled: Gray = scale_pixels(as_bytes[np.newaxis]).reshape(pixels.shape)
+    return scaled
+
+
+def scale_wide(pixels: NDArray[np.generic]) -> Gray:
+    """Pixels of 16-bit, 32-bit integer or float images mapped onto [0, 1]."""
+    values = pixels.astype(np.float32)
+    high = float(values.max()) if values.size else 0.0
+    if np.issubdtype(pixels.dtype, np.floating) and high <= 1.0:
+        full_scale = 1.0
+    elif high <= 255.0 and np.issubdtype(pixels.dtype, np.floating):
+        full_scale = 255.0
+    else:
+        full_scale = max(65535.0, high)
+    scaled: Gray = np.clip(values / np.float32(full_scale), 0.0, 1.0)
+    return scaled
+
+
+def shrink(gray: Gray, longest: int) -> Gray:
+    """Gray with its longest side reduced to at most longest pixels by area averaging."""
+    height, width = gray.shape
+    if max(height, width) <= longest:
+        return gray
+    scale = longest / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(gray).resize(size, Image.Resampling.BOX)
+    return np.asarray(image, dtype=np.float32)
+
+
+# ---- ink ----------------------------------------------------------------------------------
+
+
+def to_mnist_like(gray: Gray) -> Gray:
+    """Steps 2-4 of the module docstring on a grayscale image."""
+    ink = light_on_dark(gray)
+    if is_mnist_like(ink):
+        if float(ink.max()) < MIN_CONTRAST:
+            raise NoDigitError("no digit found (the image is blank)")
+        return ink
+    strokes = separate_ink(ink)
+    return centre_by_mass(scale_to_box(crop_to_ink(strokes)))
+
+
+def border_pixels(gray: Gray) -> Gray:
+    """The pixels of a frame a tenth of the shorter side wide (at least one pixel)."""
+    width = max(1, min(gray.shape) // 10)
+    frame = np.ones(gray.shape, dtype=bool)
+    frame[width:-width, width:-width] = False
+    border: Gray = gray[frame]
+    return border
+
+
+def light_on_dark(gray: Gray) -> Gray:
+    """Gray with light ink on dark paper: inverted when the border is nearer the light end."""
+    background = float(np.median(border_pixels(gray)))
+    low, high = np.percentile(gray, [1.0, 99.0])
+    if background - low > high - background:
+        inverted: Gray = np.float32(1.0) - gray
+        return inverted
+    return gray
+
+
+def is_mnist_like(ink: Gray) -> bool:
+    """28x28 with a black border: already what the network expects."""
+    border = border_pixels(ink)
+    return ink.shape == (CANVAS, CANVAS) and float(np.median(border)) <= MNIST_BORDER_LEVEL
+
+
+def separate_ink(ink: Gray) -> Gray:
+    """Ink strength in [0, 1] with the background at 0; NoDigitError when there is no ink.
+
+    NOTE: a grey opening removes every light structure narrower than its window, so with a
+    window wider than any stroke it leaves the paper alone: lighting gradients and stains that
+    vary more slowly than the window are subtracted, the strokes are kept.
+    """
+    from scipy import ndimage
+
+    window = max(3, max(ink.shape) // 4)
+    background = ndimage.uniform_filter(ndimage.grey_opening(ink, size=window), window)
+    foreground = np.clip(ink - background, 0.0, None)
+    threshold = otsu_threshold(foreground)
+    strong = foreground > threshold
+    check_contrast(foreground, strong)
+
+    paper = foreground[~strong]
+    median = float(np.median(paper))
+    floor = median + 3.0 * 1.4826 * float(np.median(np.abs(paper - median)))
+    level = float(np.percentile(foreground[strong], 90.0))
+    strength: Gray = np.clip((foreground - floor) / max(level - floor, 1e-6), 0.0, 1.0)
+    strength *= ink_region(strong, strength)
+    return strength.astype(np.float32)
+
+
+def otsu_threshold(values: Gray) -> float:
+    """The threshold that maximises the between-class variance of a 256-bin histogram."""
+    high = float(values.max())
+    if high <= 0.0:
+        return 0.0
+    counts, edges = np.histogram(values, bins=256, range=(0.0, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def check_contrast(foreground: Gray, strong: NDArray[np.bool_]) -> None:
+    """Raise NoDigitError when the ink is too faint or not distinct from paper noise."""
+    if not strong.any() or strong.all():
+        raise NoDigitError("no digit found (the image is blank)")
+    ink, paper = foreground[strong], foreground[~strong]
+    contrast = float(np.median(ink)) - float(np.median(paper))
+    noise = max(float(paper.std()), 1e-3)
+    if contrast < MIN_CONTRAST:
+        raise NoDigitError(f"no digit found (the faint marks differ by {contrast:.2f} only)")
+    if contrast < MIN_SEPARATION * noise:
+        raise NoDigitError("no digit found (no marks stand out from the paper's noise)")
+
+
+def ink_region(strong: NDArray[np.bool_], strength: Gray) -> NDArray[np.bool_]:
+    """Where the digit is: blobs of strong ink with their soft edges, specks left out."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(strong, structure=np.ones((3, 3), dtype=bool))
+    masses = np.asarray(ndimage.sum_labels(strength, labels, index=np.arange(1, count + 1)))
+    keep = np.concatenate([[False], masses >= SPECK_FRACTION * masses.max()])
+    region: NDArray[np.bool_] = ndimage.binary_dilation(keep[labels], iterations=2)
+    return region
+
+
+# ---- geometry ----------------------------------------------------------------------------
+
+
+def crop_to_ink(strength: Gray) -> Gray:
+    """The smallest rectangle holding every non-zero pixel."""
+    rows = np.flatnonzero(strength.any(axis=1))
+    cols = np.flatnonzero(strength.any(axis=0))
+    if rows.size == 0:
+        raise NoDigitError("no digit found (no ink left after removing the background)")
+    cropped: Gray = strength[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return cropped
+
+
+def scale_to_box(digit: Gray) -> Gray:
+    """Digit resized, keeping its aspect ratio, so that its longest side is DIGIT_BOX pixels.
+
+    Pillow's resampling widens its filter when shrinking, which anti-aliases the strokes.
+    """
+    height, width = digit.shape
+    scale = DIGIT_BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = Image.fromarray(digit).resize(size, Image.Resampling.LANCZOS)
+    scaled: Gray = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    return scaled
+
+
+def centre_by_mass(digit: Gray) -> Gray:
+    """Digit pasted into a black 28x28 canvas with its centre of mass near CENTRE."""
+    height, width = digit.shape
+    total = float(digit.sum())
+    if total <= 0.0:
+        raise NoDigitError("no digit found (the ink vanished when scaled)")
+    row = float(digit.sum(axis=1) @ np.arange(height)) / total
+    col = float(digit.sum(axis=0) @ np.arange(width)) / total
+    top = int(np.clip(round(CENTRE - row), 0, CANVAS - height))
+    left = int(np.clip(round(CENTRE - col), 0, CANVAS - width))
+    canvas = np.zeros((CANVAS, CANVAS), dtype=np.float32)
+    canvas[top : top + height, left : left + width] = digit
+    return canvas
