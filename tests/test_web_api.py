@@ -200,6 +200,12 @@ def test_picture_with_too_many_pixels_is_refused_before_decoding(client: FlaskCl
     assert status == 422 and "8000x6000 pixels, too large" in answer["error"]
 
 
+def test_truncated_picture_is_refused(client: FlaskClient, mnist: Dataset) -> None:
+    png = paper_png(mnist, 3)
+    status, answer = post(client, {"image": data_url(png[: len(png) // 2])})
+    assert status == 422 and "'image' cannot be decoded" in answer["error"]
+
+
 def test_unknown_route_and_wrong_method_answer_json(client: FlaskClient) -> None:
     missing = client.get("/api/nothing")
     assert missing.status_code == 404 and "Not Found" in missing.get_json()["error"]

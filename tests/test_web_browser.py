@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from digitnet.data import Dataset
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,7 +54,7 @@ def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float) ->
 DIGITS: dict[int, list[Stroke]] = {
     0: [arc(0.5, 0.5, 0.2, 0.32, -100, 270)],
     1: [[(0.45, 0.25), (0.55, 0.16), (0.53, 0.5), (0.51, 0.84)]],
-    2: [arc(0.5, 0.34, 0.18, 0.16, -170, 20) + [(0.3, 0.82), (0.74, 0.8)]],
+    2: [[*arc(0.5, 0.34, 0.18, 0.16, -170, 20), (0.3, 0.82), (0.74, 0.8)]],
     3: [arc(0.47, 0.34, 0.17, 0.16, -160, 90) + arc(0.47, 0.66, 0.19, 0.16, -90, 160)],
     4: [[(0.38, 0.16), (0.3, 0.58), (0.74, 0.58)], [(0.62, 0.2), (0.61, 0.86)]],
     7: [[(0.28, 0.2), (0.72, 0.19), (0.5, 0.55), (0.42, 0.84)]],
@@ -59,13 +62,12 @@ DIGITS: dict[int, list[Stroke]] = {
 
 
 @pytest.fixture(scope="module")
-def server_url(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The address of a `digitnet serve` subprocess on a free loopback port."""
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address of `digitnet serve` with the bundled model, on a free loopback port."""
     log = tmp_path_factory.mktemp("serve") / "stderr.txt"
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "digitnet", "serve", "--model", str(trained_model)]
-            + ["--port", "0"],
+            [sys.executable, "-m", "digitnet", "serve", "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -134,3 +136,46 @@ def test_drawn_digits_are_recognised_and_clear_shows_no_digit(
     page.screenshot(path=tmp_path / "serve.png", full_page=True)
     README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp_path / "serve.png", README_SCREENSHOT)
+
+
+def test_page_fits_a_phone_screen(browser: Browser, server_url: str, tmp_path: Path) -> None:
+    page = open_page(browser, server_url, 390, 844)
+    draw(page, DIGITS[7])
+    assert settled_prediction(page) == "7"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=tmp_path / "serve-phone.png", full_page=True)
+
+
+def test_keys_undo_a_stroke_and_clear_the_pad(browser: Browser, server_url: str) -> None:
+    page = open_page(browser, server_url, 1200, 900)
+    draw(page, DIGITS[4])
+    assert settled_prediction(page) == "4"
+    page.keyboard.press("Control+z")
+    assert settled_prediction(page) != "4"
+    page.keyboard.press("Escape")
+    assert settled_prediction(page) == "no digit"
+
+
+def test_chosen_image_file_is_read_by_the_server(
+    browser: Browser, server_url: str, tmp_path: Path, mnist: Dataset
+) -> None:
+    path = tmp_path / "digit.png"
+    Image.fromarray(255 - mnist.test_images[0]).resize((200, 200)).save(path)
+    page = open_page(browser, server_url, 1200, 900)
+    page.set_input_files("#file", path)
+    assert settled_prediction(page) == str(mnist.test_labels[0])
+
+
+def test_page_reports_an_unreachable_server(browser: Browser, server_url: str) -> None:
+    page = open_page(browser, server_url, 1200, 900)
+    page.route("**/api/predict", lambda route: route.abort())
+    draw(page, DIGITS[1])
+    expect(page.locator("#status")).to_contain_text("Cannot reach the digitnet server")
+
+
+def test_page_shows_the_servers_error_message(browser: Browser, server_url: str) -> None:
+    page = open_page(browser, server_url, 1200, 900)
+    answer = {"status": 422, "json": {"error": "'image' is not valid base64"}}
+    page.route("**/api/predict", lambda route: route.fulfill(**answer))
+    draw(page, DIGITS[1])
+    expect(page.locator("#status")).to_contain_text("'image' is not valid base64")

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from digitnet.checkpoint import load_model
 from digitnet.network import Network
-from digitnet.preprocess import ImageError, NoDigitError, preprocess_array, preprocess_image
+from digitnet.preprocess import NoDigitError, preprocess_array, preprocess_image
 from digitnet.web.payload import ImageInput, PayloadError, PixelInput, parse_body
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -97,8 +97,8 @@ def answer(network: Network, parsed: ImageInput | PixelInput) -> dict[str, Any]:
         X = network_input(parsed)
     except NoDigitError as exc:
         return {"digit": None, "message": str(exc)}
-    except ImageError as exc:
-        raise PayloadError(422, f"'image' could not be used: {exc}") from None
+    except ValueError as exc:
+        raise PayloadError(422, f"the input cannot be preprocessed: {exc}") from None
     return describe_forward_pass(network, X)
 
 

@@ -17,10 +17,11 @@ import binascii
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 FIELDS = ("image", "pixels")
 SIDE = 28
@@ -82,7 +83,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 
 def decode_image(value: object) -> Image.Image:
-    """A picture from a base64 string or data URL, opened lazily and checked for size."""
+    """A decoded picture from a base64 string or a data URL."""
     if not isinstance(value, str):
         raise PayloadError(422, f"'image' must be a base64 string, got {json_type(value)}")
     encoded = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
@@ -92,15 +93,36 @@ def decode_image(value: object) -> Image.Image:
         raise PayloadError(422, "'image' is not valid base64") from None
     if not data:
         raise PayloadError(422, "'image' is empty")
-    try:
-        image = Image.open(io.BytesIO(data))
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise PayloadError(422, f"'image' is not a picture Pillow can read ({exc})") from None
+    return open_picture(data)
 
-    width, height = image.size
+
+def open_picture(data: bytes) -> Image.Image:
+    """Decode image bytes fully, refusing pictures too large or too broken to use.
+
+    Mirrors digitnet.preprocess.load_image, which reads files by path, for bytes in memory.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as opened:
+                check_size(opened.size)
+                opened.load()
+        except PayloadError:
+            raise
+        except Image.DecompressionBombError:
+            raise PayloadError(422, "'image' has too many pixels to decode safely") from None
+        except UnidentifiedImageError:
+            raise PayloadError(422, "'image' is not a picture Pillow can read") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise PayloadError(422, f"'image' cannot be decoded ({exc})") from None
+    image: Image.Image = opened
+    return image
+
+
+def check_size(size: tuple[int, int]) -> None:
+    width, height = size
     if width * height > MAX_IMAGE_PIXELS:
         raise PayloadError(422, f"'image' is {width}x{height} pixels, too large to process")
-    return image
 
 
 def check_pixels(value: object) -> list[list[float]]:

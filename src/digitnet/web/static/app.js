@@ -1,10 +1,10 @@
 // The draw-a-digit page: strokes on a canvas, sent to /api/predict as a PNG while drawing.
 "use strict";
 
-// The pad is 280 canvas units wide whatever its size on screen. After preprocessing scales
-// a digit's box to 20 of 28 pixels, a 20-unit pen on a digit about 200 units tall becomes
-// the 2-3 pixel stroke of an MNIST digit.
-const PEN_WIDTH = 20;
+// The pad is 280 canvas units wide whatever its size on screen. Preprocessing scales a digit's
+// box to 20 of 28 pixels, so the pen's width is relative to the digit's height: with a 26-unit
+// pen a digit about 190 units tall ends up with as much ink as an average MNIST digit.
+const PEN_WIDTH = 26;
 // While the pen moves, at most one prediction per interval: live, without a request per event.
 const LIVE_INTERVAL_MS = 150;
 
@@ -192,7 +192,9 @@ async function predictNow() {
     showAnswer(answer);
   } catch (error) {
     if (error.name === "AbortError" || state.request !== controller) return;
-    showError(error.message);
+    // fetch rejects with a TypeError when no answer arrives at all.
+    const unreachable = "Cannot reach the digitnet server. Is `digitnet serve` still running?";
+    showError(error instanceof TypeError ? unreachable : error.message);
   }
   state.request = null;
   setBusy(false);
@@ -208,14 +210,6 @@ async function readAnswer(response) {
   if (response.ok && answer) return answer;
   const reason = answer && answer.error ? answer.error : `HTTP ${response.status}`;
   throw new Error(`The server refused the request: ${reason}`);
-}
-
-// fetch rejects with a TypeError when no answer arrives at all.
-function describeFailure(message) {
-  if (/fetch|network|load failed/i.test(message)) {
-    return "Cannot reach the digitnet server. Is `digitnet serve` still running?";
-  }
-  return message;
 }
 
 // ---- showing the answer -------------------------------------------------------------------
@@ -289,7 +283,7 @@ function showNoDigit(message) {
 }
 
 function showError(message) {
-  ui.status.textContent = describeFailure(message);
+  ui.status.textContent = message;
   ui.status.hidden = false;
   ui.answerCard.classList.add("stale");
   setBusy(false);
