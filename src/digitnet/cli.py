@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from digitnet import __version__
-from digitnet.commands import evaluate, serve, train
+from digitnet.commands import evaluate, predict, serve, train
 from digitnet.train import TrainingDivergedError
 
-COMMANDS = (train, evaluate, serve)
+COMMANDS = (train, evaluate, predict, serve)
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 

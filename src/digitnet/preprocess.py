@@ -149,6 +149,49 @@ def preprocess_array(array: NDArray[np.generic]) -> Gray:
     return to_mnist_like(scale_array(pixels))
 
 
+def preprocess_batch(images: NDArray[np.generic]) -> tuple[Gray, NDArray[np.bool_]]:
+    """MNIST-like inputs (N, 28, 28) for a batch (N, H, W) or (N, 784), and where digits were found.
+
+    The rows of images without a digit are left black and marked False. Images that are already
+    MNIST-like are recognised all at once, with the same tests as preprocess_array, so a batch of
+    MNIST digits costs no more than scaling it.
+    """
+    pixels = np.asarray(images)
+    if pixels.ndim == 2 and pixels.shape[1] == CANVAS * CANVAS:
+        pixels = pixels.reshape(-1, CANVAS, CANVAS)
+    if pixels.ndim != 3 or 0 in pixels.shape[1:]:
+        raise ValueError(f"expected a batch of shape (N, H, W) or (N, 784), got {pixels.shape}")
+    gray = scale_array(pixels)
+    inputs = np.zeros((gray.shape[0], CANVAS, CANVAS), dtype=np.float32)
+    found = np.ones(gray.shape[0], dtype=bool)
+    ready = already_mnist_like(gray)
+    inputs[ready] = gray[ready]
+    for index in np.flatnonzero(~ready):
+        try:
+            inputs[index] = to_mnist_like(gray[index])
+        except NoDigitError:
+            found[index] = False
+    return inputs, found
+
+
+def already_mnist_like(gray: Gray) -> NDArray[np.bool_]:
+    """For a batch (N, H, W): which images to_mnist_like() would return unchanged.
+
+    NOTE: a black border (median <= 0.05) and a 99th percentile of at least 0.1 together rule
+    out the inversion in light_on_dark(), so these images need no per-image work.
+    """
+    if gray.shape[1:] != (CANVAS, CANVAS) or gray.shape[0] == 0:
+        return np.zeros(gray.shape[0], dtype=bool)
+    flat = gray.reshape(gray.shape[0], -1)
+    frame = border_mask((CANVAS, CANVAS)).reshape(-1)
+    border = np.median(flat[:, frame], axis=1)
+    high = np.percentile(flat, 99.0, axis=1)
+    ready: NDArray[np.bool_] = (
+        (border <= MNIST_BORDER_LEVEL) & (high >= 0.1) & (flat.max(axis=1) >= MIN_CONTRAST)
+    )
+    return ready
+
+
 # ---- grayscale -------------------------------------------------------------------------------
 
 
@@ -230,12 +273,16 @@ def to_mnist_like(gray: Gray) -> Gray:
     return centre_by_mass(scale_to_box(crop_to_ink(strokes)))
 
 
-def border_pixels(gray: Gray) -> Gray:
-    """The pixels of a frame a tenth of the shorter side wide (at least one pixel)."""
-    width = max(1, min(gray.shape) // 10)
-    frame = np.ones(gray.shape, dtype=bool)
+def border_mask(shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """True on a frame a tenth of the shorter side wide (at least one pixel)."""
+    width = max(1, min(shape) // 10)
+    frame = np.ones(shape, dtype=bool)
     frame[width:-width, width:-width] = False
-    border: Gray = gray[frame]
+    return frame
+
+
+def border_pixels(gray: Gray) -> Gray:
+    border: Gray = gray[border_mask(gray.shape)]
     return border
 
 

@@ -1,0 +1,219 @@
+"""`digitnet predict IMAGE...`: the digit in each image file, IDX image file or .npy array.
+
+Every file is read and preprocessed first; all the inputs then go through the network as one
+batch. A file that cannot be read gets one line on stderr and the others are still answered;
+the exit status is 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from digitnet.api import Model, Prediction, load_model
+from digitnet.commands.common import print_json
+from digitnet.data import DataError, read_images
+from digitnet.preprocess import ImageError, load_image, preprocess_batch, preprocess_image
+
+CANDIDATES = 3
+IDX_PREFIX = b"\x00\x00\x08"
+GZIP_PREFIX = b"\x1f\x8b"
+DESCRIPTION = """\
+Print the digit in each image, its probability and the next two candidates.
+
+Images may be in any format Pillow reads (PNG, JPEG, BMP, GIF, TIFF, WebP, ...), of any size,
+dark ink on light paper or light on dark: each is turned into an MNIST-like 28x28 input first.
+An IDX image file or a .npy array of shape (28, 28), (N, 28, 28) or (N, 784) gives one answer
+per image, named FILE[i].
+
+Probabilities are the network's ten sigmoid outputs divided by their sum, so they add up to 1.
+"""
+
+
+@dataclass
+class Entry:
+    """One image to answer: its name, and either its network input or why it has none."""
+
+    name: str
+    pixels: NDArray[np.float32] | None = None
+    error: str | None = None
+    index: int | None = None  # position in an IDX or .npy file of several images
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="read the digit in image files",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image, IDX or .npy file")
+    parser.add_argument(
+        "--model", metavar="M", help="model file (default: the ready model bundled with digitnet)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the answers as JSON")
+    parser.add_argument(
+        "--show-input", metavar="DIR", help="save the 28x28 image the network saw, as PNG, in DIR"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    entries = [entry for name in args.images for entry in read_entries(name)]
+    answered = [entry for entry in entries if entry.pixels is not None]
+    prediction = predict_entries(model, answered)
+    if args.show_input:
+        save_inputs(Path(args.show_input), answered)
+    for entry in entries:
+        if entry.error is not None:
+            print(f"digitnet: error: {entry.error}", file=sys.stderr)
+    if args.json:
+        print_json(json_summary(model, entries, answered, prediction))
+    else:
+        for line in format_answers(answered, prediction):
+            print(line)
+    return 1 if len(answered) < len(entries) else 0
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def read_entries(name: str) -> list[Entry]:
+    """The images of one file: one for a picture, one per image for IDX and .npy files."""
+    path = Path(name)
+    try:
+        if path.suffix.lower() == ".npy":
+            return batch_entries(name, load_npy(path))
+        if is_idx(path):
+            return batch_entries(name, read_images(path))
+        return [Entry(name, pixels=preprocess_image(load_image(path)))]
+    except (ImageError, DataError) as exc:
+        return [Entry(name, error=str(exc))]
+    except (ValueError, OSError) as exc:
+        return [Entry(name, error=f"{name}: {describe(exc)}")]
+
+
+def is_idx(path: Path) -> bool:
+    """Whether path starts like an IDX file or a gzip stream (which Pillow never reads)."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(3)
+    return head == IDX_PREFIX or head[:2] == GZIP_PREFIX
+
+
+def load_npy(path: Path) -> NDArray[Any]:
+    """A .npy array, loaded without pickle."""
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not a .npy file")
+    array: NDArray[Any] = np.load(path, allow_pickle=False)
+    return array
+
+
+def batch_entries(name: str, images: NDArray[Any]) -> list[Entry]:
+    """Entries for an array of images: one for (H, W), else one per image named NAME[i]."""
+    if images.ndim == 2 and images.shape[1] != 28 * 28:
+        inputs, found = preprocess_batch(images[np.newaxis])
+        return [entry_of(name, None, inputs[0], bool(found[0]))]
+    inputs, found = preprocess_batch(images)
+    return [entry_of(name, i, inputs[i], bool(found[i])) for i in range(inputs.shape[0])]
+
+
+def entry_of(name: str, index: int | None, pixels: NDArray[np.float32], found: bool) -> Entry:
+    label = name if index is None else f"{name}[{index}]"
+    if not found:
+        return Entry(label, error=f"{label}: no digit found", index=index)
+    return Entry(label, pixels=pixels, index=index)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# ---- answering -----------------------------------------------------------------------------
+
+
+def predict_entries(model: Model, answered: list[Entry]) -> Prediction | None:
+    """One network pass over every readable image."""
+    if not answered:
+        return None
+    inputs = np.stack([entry.pixels for entry in answered if entry.pixels is not None])
+    return model.predict_inputs(inputs)
+
+
+def candidates(prediction: Prediction, row: int) -> list[tuple[int, float]]:
+    """The most probable digits of one image with their probabilities, best first."""
+    digits = prediction.ranked(CANDIDATES)[row]
+    return [(int(d), float(prediction.probabilities[row, d])) for d in digits]
+
+
+def format_answers(answered: list[Entry], prediction: Prediction | None) -> list[str]:
+    """One line per image: 'NAME: 7 (98.1%), then 2 (1.2%), 9 (0.3%)'."""
+    if prediction is None:
+        return []
+    lines = []
+    for row, entry in enumerate(answered):
+        (best, chance), *rest = candidates(prediction, row)
+        others = ", ".join(f"{digit} ({100 * p:.1f}%)" for digit, p in rest)
+        lines.append(f"{entry.name}: {best} ({100 * chance:.1f}%), then {others}")
+    return lines
+
+
+def json_summary(
+    model: Model, entries: list[Entry], answered: list[Entry], prediction: Prediction | None
+) -> dict[str, Any]:
+    """Answers and errors in the order of the files on the command line."""
+    rows = {id(entry): row for row, entry in enumerate(answered)}
+    results: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.error is not None or prediction is None:
+            results.append({"file": entry.name, "error": entry.error})
+            continue
+        ranked = candidates(prediction, rows[id(entry)])
+        results.append(
+            {
+                "file": entry.name,
+                "digit": ranked[0][0],
+                "probability": ranked[0][1],
+                "candidates": [{"digit": d, "probability": p} for d, p in ranked],
+            }
+        )
+    note = "sigmoid outputs divided by their sum"
+    return {"model": str(model.path), "probabilities": note, "results": results}
+
+
+def save_inputs(folder: Path, answered: list[Entry]) -> None:
+    """Write each network input as an 8-bit 28x28 PNG named after its file."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for entry in answered:
+        assert entry.pixels is not None
+        stem = input_file_stem(entry, used)
+        pixels = np.round(entry.pixels * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{stem}.png")
+    print(f"saved {len(answered)} network inputs to {folder}", file=sys.stderr)
+
+
+def input_file_stem(entry: Entry, used: set[str]) -> str:
+    """A file stem for an entry's input, unique among used: 'seven', 'digits-3', 'seven-2'."""
+    if entry.index is None:
+        base = Path(entry.name).stem
+    else:
+        base = f"{Path(entry.name.rsplit('[', 1)[0]).stem}-{entry.index}"
+    stem, count = base, 1
+    while stem in used:
+        count += 1
+        stem = f"{base}-{count}"
+    used.add(stem)
+    return stem
