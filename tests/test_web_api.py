@@ -14,9 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+import digitnet.api
 from digitnet.checkpoint import load_model
 from digitnet.data import Dataset
-from digitnet.preprocess import preprocess_array, preprocess_image
+from digitnet.preprocess import load_image, preprocess_array, preprocess_image
 from digitnet.web.app import create_app
 
 SMALL_LIMIT = 4096
@@ -78,22 +79,29 @@ def test_pixels_answer_matches_the_network_on_the_preprocessed_input(
     network, _ = load_model(trained_model)
     X = preprocess_array(mnist.test_images[0] / 255.0)
     _, cache = network.forward(X.reshape(1, 784))
+    outputs = cache.activations[2][0]
     np.testing.assert_allclose(answer["input"], X, atol=1e-4)
-    np.testing.assert_allclose(answer["probabilities"], cache.activations[2][0], atol=1e-4)
+    np.testing.assert_allclose(answer["outputs"], outputs, atol=1e-4)
+    np.testing.assert_allclose(answer["probabilities"], outputs / outputs.sum(), atol=1e-4)
     np.testing.assert_allclose(answer["hidden"], cache.activations[1][0], atol=1e-4)
-    assert answer["digit"] == int(np.argmax(cache.activations[2][0])) == mnist.test_labels[0]
+    assert answer["digit"] == int(np.argmax(outputs)) == mnist.test_labels[0]
 
 
-def test_image_goes_through_the_same_preprocessing_as_predict(
-    client: FlaskClient, mnist: Dataset
+def test_image_gets_the_same_input_and_probabilities_as_predict(
+    client: FlaskClient, trained_model: Path, mnist: Dataset, tmp_path: Path
 ) -> None:
     png = paper_png(mnist, 1)
     status, answer = post(client, {"image": data_url(png)})
     assert status == 200
 
-    expected = preprocess_image(Image.open(io.BytesIO(png)))
-    np.testing.assert_allclose(answer["input"], expected, atol=1e-4)
-    assert answer["digit"] == mnist.test_labels[1]
+    (tmp_path / "digit.png").write_bytes(png)
+    model = digitnet.api.load_model(trained_model)
+    expected = model.predict(tmp_path / "digit.png")
+    np.testing.assert_allclose(
+        answer["input"], preprocess_image(load_image(tmp_path / "digit.png")), atol=1e-4
+    )
+    np.testing.assert_allclose(answer["probabilities"], expected.probabilities[0], atol=1e-4)
+    assert answer["digit"] == expected.labels[0] == mnist.test_labels[1]
     assert len(answer["probabilities"]) == 10 and len(answer["hidden"]) == 128
 
 

@@ -21,7 +21,7 @@ from flask import Flask, Response, jsonify, request
 from numpy.typing import NDArray
 from werkzeug.exceptions import HTTPException
 
-from digitnet.checkpoint import load_model
+from digitnet.api import load_model, normalize
 from digitnet.network import Network
 from digitnet.preprocess import NoDigitError, preprocess_array, preprocess_image
 from digitnet.web.payload import ImageInput, PayloadError, PixelInput, parse_body
@@ -47,7 +47,7 @@ def create_app(model_path: str | Path, max_body_bytes: int = MAX_BODY_BYTES) -> 
     Raises ModelFileError (a ValueError) when the model cannot be loaded, before anything is
     served.
     """
-    network, _ = load_model(model_path)
+    network = load_model(model_path).network
     app = Flask(__name__, static_folder=str(STATIC_FOLDER), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -112,15 +112,17 @@ def network_input(parsed: ImageInput | PixelInput) -> NDArray[np.float32]:
 def describe_forward_pass(network: Network, X: NDArray[np.float32]) -> dict[str, Any]:
     """Run X (28, 28) through the network and report what each layer produced.
 
-    "probabilities" are the ten sigmoid output units, each read as the probability of its
-    digit; they need not sum to 1. "hidden" is the first hidden layer's activations.
+    "outputs" are the ten sigmoid output units; "probabilities" are those divided by their sum,
+    as `digitnet predict` reports them. "hidden" is the first hidden layer's activations.
     """
     _, cache = network.forward(X.reshape(1, -1).astype(network.dtype))
-    outputs = cache.activations[-1][0]  # (10,)
+    outputs = cache.activations[-1]  # (1, 10)
     hidden = cache.activations[1][0]  # (128,)
+    probabilities = normalize(outputs)[0]  # (10,)
     return {
-        "digit": int(np.argmax(outputs)),
-        "probabilities": rounded(outputs),
+        "digit": int(np.argmax(probabilities)),
+        "probabilities": rounded(probabilities),
+        "outputs": rounded(outputs[0]),
         "input": rounded(X),
         "hidden": rounded(hidden),
     }

@@ -266,7 +266,7 @@ function showAnswer(answer) {
   const p = answer.probabilities[answer.digit];
   ui.prediction.textContent = String(answer.digit);
   ui.prediction.dataset.digit = String(answer.digit);
-  ui.confidence.textContent = `output ${Math.round(100 * p)}% for ${answer.digit}`;
+  ui.confidence.textContent = `probability ${Math.round(100 * p)}%`;
   showBars(answer.probabilities, answer.digit);
   showSeen(answer.input);
   showHidden(answer.hidden);
