@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 import webbrowser
@@ -44,6 +45,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     model = resolve_model_path(args.model)
     app = create_app(model)
+    # waitress logs a warning for every request that waits for a free thread; under load that
+    # floods the terminal without telling the user anything they can act on.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = listen(app, args.host, args.port)
     url = page_url(args.host, server.effective_port)
 
