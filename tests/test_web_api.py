@@ -193,12 +193,15 @@ def test_body_that_is_not_declared_json_is_refused(client: FlaskClient) -> None:
     assert "Content-Type: application/json" in response.get_json()["error"]
 
 
-def test_body_over_the_size_limit_is_refused(trained_model: Path) -> None:
-    client = create_app(trained_model, max_body_bytes=SMALL_LIMIT).test_client()
-    body = json.dumps({"image": "A" * SMALL_LIMIT}).encode()
+@pytest.mark.parametrize(
+    ("limit", "shown"), [(SMALL_LIMIT, f"{SMALL_LIMIT} bytes"), (1024 * 1024, "1 MiB")]
+)
+def test_body_over_the_size_limit_is_refused(trained_model: Path, limit: int, shown: str) -> None:
+    client = create_app(trained_model, max_body_bytes=limit).test_client()
+    body = json.dumps({"image": "A" * limit}).encode()
     response = client.post("/api/predict", data=body, content_type="application/json")
     assert response.status_code == 413
-    assert f"the limit is {SMALL_LIMIT} bytes" in response.get_json()["error"]
+    assert response.get_json()["error"] == f"request body too large; the limit is {shown}"
 
 
 def test_picture_with_too_many_pixels_is_refused_before_decoding(client: FlaskClient) -> None:

@@ -7,6 +7,7 @@ Chromium it is skipped, and tests/conftest.py prints a banner saying so.
 
 from __future__ import annotations
 
+import base64
 import math
 import shutil
 import subprocess
@@ -133,6 +134,7 @@ def test_drawn_digits_are_recognised_and_clear_shows_no_digit(
 
     draw(page, DIGITS[3])
     assert settled_prediction(page) == "3"
+    page.set_viewport_size({"width": 1200, "height": 720})
     page.screenshot(path=tmp_path / "serve.png", full_page=True)
     README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp_path / "serve.png", README_SCREENSHOT)
@@ -156,21 +158,38 @@ def test_keys_undo_a_stroke_and_clear_the_pad(browser: Browser, server_url: str)
     assert settled_prediction(page) == "no digit"
 
 
-def test_chosen_image_file_is_read_by_the_server(
-    browser: Browser, server_url: str, tmp_path: Path, mnist: Dataset
+DROP_FILE = """(encoded) => {
+    const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "digit.png", { type: "image/png" }));
+    return transfer;
+}"""
+
+
+@pytest.mark.parametrize("how", ["choose", "drop"])
+def test_image_file_is_read_by_the_server(
+    browser: Browser, server_url: str, tmp_path: Path, mnist: Dataset, how: str
 ) -> None:
     path = tmp_path / "digit.png"
     Image.fromarray(255 - mnist.test_images[0]).resize((200, 200)).save(path)
     page = open_page(browser, server_url, 1200, 900)
-    page.set_input_files("#file", path)
-    assert settled_prediction(page) == str(mnist.test_labels[0])
+    if how == "choose":
+        page.set_input_files("#file", path)
+    else:
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        transfer = page.evaluate_handle(DROP_FILE, encoded)
+        page.dispatch_event("#pad", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#prediction")).to_have_text(str(mnist.test_labels[0]))
 
 
-def test_page_reports_an_unreachable_server(browser: Browser, server_url: str) -> None:
+def test_page_reports_an_unreachable_server(
+    browser: Browser, server_url: str, tmp_path: Path
+) -> None:
     page = open_page(browser, server_url, 1200, 900)
     page.route("**/api/predict", lambda route: route.abort())
     draw(page, DIGITS[1])
     expect(page.locator("#status")).to_contain_text("Cannot reach the digitnet server")
+    page.screenshot(path=tmp_path / "unreachable.png")
 
 
 def test_page_shows_the_servers_error_message(browser: Browser, server_url: str) -> None:

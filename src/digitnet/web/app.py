@@ -26,7 +26,8 @@ from digitnet.network import Network
 from digitnet.preprocess import NoDigitError, preprocess_array, preprocess_image
 from digitnet.web.payload import ImageInput, PayloadError, PixelInput, parse_body
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
+MEBIBYTE = 1024 * 1024
+MAX_BODY_BYTES = 16 * MEBIBYTE  # a 12 MB photo, base64-encoded
 DECIMALS = 4
 STATIC_FOLDER = Path(__file__).parent / "static"
 
@@ -87,7 +88,12 @@ def create_app(model_path: str | Path, max_body_bytes: int = MAX_BODY_BYTES) -> 
 
 def http_error_message(error: HTTPException, max_body_bytes: int) -> str:
     if error.code == 413:
-        return f"request body too large; the limit is {max_body_bytes} bytes"
+        limit = (
+            f"{max_body_bytes // MEBIBYTE} MiB"
+            if max_body_bytes % MEBIBYTE == 0
+            else f"{max_body_bytes} bytes"
+        )
+        return f"request body too large; the limit is {limit}"
     return f"{error.name}: {error.description}"
 
 

@@ -137,6 +137,7 @@ function readFile(file) {
     showError(`${file.name} is not an image file.`);
     return;
   }
+  setBusy(true);
   const reader = new FileReader();
   reader.onerror = () => showError(`Could not read ${file.name}.`);
   reader.onload = () => showPicture(reader.result, file.name);
@@ -204,7 +205,7 @@ async function predictNow() {
   } catch (error) {
     if (error.name === "AbortError" || state.request !== controller) return;
     // fetch rejects with a TypeError when no answer arrives at all.
-    const unreachable = "Cannot reach the digitnet server. Is `digitnet serve` still running?";
+    const unreachable = "Cannot reach the digitnet server. Is the serve command still running?";
     showError(error instanceof TypeError ? unreachable : error.message);
   }
   state.request = null;
@@ -234,9 +235,15 @@ function buildBars() {
       '<span class="value">0%</span>';
     ui.bars.appendChild(row);
   }
-  for (let unit = 0; unit < 128; unit += 1) {
+  buildHiddenCells(128);
+}
+
+function buildHiddenCells(count) {
+  ui.hidden.replaceChildren();
+  for (let unit = 0; unit < count; unit += 1) {
     ui.hidden.appendChild(document.createElement("span"));
   }
+  document.getElementById("hidden-count").textContent = String(count);
 }
 
 function showBars(probabilities, top) {
@@ -260,6 +267,9 @@ function showSeen(rows) {
 }
 
 function showHidden(activations) {
+  if (activations && activations.length !== ui.hidden.children.length) {
+    buildHiddenCells(activations.length);
+  }
   [...ui.hidden.children].forEach((cell, unit) => {
     const a = activations ? activations[unit] : 0;
     const level = Math.round(255 * a);
@@ -294,6 +304,9 @@ function showNoDigit(message) {
 }
 
 function showError(message) {
+  ui.prediction.textContent = "?";
+  ui.prediction.dataset.digit = "";
+  ui.confidence.textContent = "no answer";
   ui.status.textContent = message;
   ui.status.hidden = false;
   ui.answerCard.classList.add("stale");
@@ -311,6 +324,7 @@ async function showModelName() {
     const response = await fetch("/api/health");
     const health = await response.json();
     ui.modelName.textContent = `Model: ${health.model}, layers ${health.sizes.join("-")}.`;
+    buildHiddenCells(health.sizes[1]);
   } catch (error) {
     showError(error.message);
   }
