@@ -1,4 +1,4 @@
-"""MNIST test digits made to look like users' photos, scans and drawings, saved as files.
+"""Image files for the tests: MNIST digits made to look like users' photos, and broken files.
 
 Each digit is enlarged, placed off-centre on a larger non-square canvas, drawn as dark ink on
 light, grey or textured paper under uneven lighting, and saved as PNG, JPEG or RGBA PNG with a
@@ -7,6 +7,8 @@ transparent background. Everything random comes from the Generator passed in.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,34 @@ def save_photos(digits: NDArray[np.uint8], folder: Path, rng: np.random.Generato
         image.save(path, quality=85) if as_jpeg else image.save(path)
         paths.append(path)
     return paths
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height 1-bit pixels and holds none: a decompression bomb."""
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IEND", b"")
+
+
+def write_bad_files(folder: Path, digit: NDArray[np.uint8]) -> dict[str, Path]:
+    """One file of each kind that cannot be answered, keyed by the kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "text": folder / "notes.png",
+        "empty": folder / "empty.png",
+        "truncated": folder / "cut.png",
+        "directory": folder / "folder.png",
+        "bomb": folder / "bomb.png",
+        "blank": folder / "blank.jpg",
+    }
+    files["text"].write_text("a shopping list, not a picture\n")
+    files["empty"].write_bytes(b"")
+    Image.fromarray(255 - np.kron(digit, np.ones((6, 6), dtype=np.uint8))).save(files["truncated"])
+    files["truncated"].write_bytes(files["truncated"].read_bytes()[:300])
+    files["directory"].mkdir()
+    files["bomb"].write_bytes(png_header_only(30_000, 30_000))
+    Image.new("L", (320, 240), 235).save(files["blank"])
+    return files

@@ -42,6 +42,8 @@ WORK_SIZE = 512  # larger images are shrunk to this longest side before ink sepa
 MNIST_BORDER_LEVEL = 0.05  # a 28x28 image whose border median is below this is MNIST-like
 MIN_CONTRAST = 0.12  # weaker ink than this, on a [0, 1] scale, is taken for a blank page
 MIN_SEPARATION = 6.0  # ink must stand this many noise deviations above the paper
+BACKGROUND_SIZE = 64  # the background is estimated on a copy at most this long
+SAMPLE_SIZE = 16384  # statistics of larger images are taken on evenly spaced pixels
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest blob are dropped
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -201,7 +203,7 @@ def grayscale(image: Image.Image) -> Gray:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), rgba)
     if image.mode in WIDE_MODES:
-        gray = scale_wide(np.asarray(image))
+        gray = scale_wide(np.asarray(image), image.mode)
     else:
         luma = image if image.mode == "L" else image.convert("RGB").convert("L")
         gray = scale_array(np.asarray(luma))
@@ -234,16 +236,18 @@ def scale_integers(pixels: NDArray[np.generic]) -> Gray:
     return scaled
 
 
-def scale_wide(pixels: NDArray[np.generic]) -> Gray:
-    """Pixels of 16-bit, 32-bit integer or float images mapped onto [0, 1]."""
+def scale_wide(pixels: NDArray[np.generic], mode: str) -> Gray:
+    """Pixels of 16-bit, 32-bit integer or float images mapped onto [0, 1].
+
+    I;16 images span 0-65535. Modes I and F carry no fixed range, so the range is guessed from
+    the largest value: [0, 1], then 0-255, then 0-65535, then the largest value itself.
+    """
     values = pixels.astype(np.float32)
-    high = float(values.max()) if values.size else 0.0
-    if np.issubdtype(pixels.dtype, np.floating) and high <= 1.0:
-        full_scale = 1.0
-    elif high <= 255.0 and np.issubdtype(pixels.dtype, np.floating):
-        full_scale = 255.0
-    else:
-        full_scale = max(65535.0, high)
+    high = float(values.max())
+    full_scale = 65535.0
+    if not mode.startswith("I;16"):
+        full_scale = next(s for s in (1.0, 255.0, 65535.0, high) if high <= s)
+        full_scale = max(full_scale, 255.0) if mode == "I" else full_scale
     scaled: Gray = np.clip(values / np.float32(full_scale), 0.0, 1.0)
     return scaled
 
@@ -264,13 +268,14 @@ def shrink(gray: Gray, longest: int) -> Gray:
 
 def to_mnist_like(gray: Gray) -> Gray:
     """Steps 2-4 of the module docstring on a grayscale image."""
-    ink = light_on_dark(gray)
+    light_paper = is_light_paper(gray)
+    ink: Gray = np.float32(1.0) - gray if light_paper else gray
     if is_mnist_like(ink):
         if float(ink.max()) < MIN_CONTRAST:
             raise NoDigitError("no digit found (the image is blank)")
         return ink
-    strokes = separate_ink(ink)
-    return centre_by_mass(scale_to_box(crop_to_ink(strokes)))
+    strokes = separate_ink(ink, light_paper)
+    return centre_by_mass(scale_to_box(strokes))
 
 
 def border_mask(shape: tuple[int, ...]) -> NDArray[np.bool_]:
@@ -286,14 +291,11 @@ def border_pixels(gray: Gray) -> Gray:
     return border
 
 
-def light_on_dark(gray: Gray) -> Gray:
-    """Gray with light ink on dark paper: inverted when the border is nearer the light end."""
-    background = float(np.median(border_pixels(gray)))
-    low, high = np.percentile(gray, [1.0, 99.0])
-    if background - low > high - background:
-        inverted: Gray = np.float32(1.0) - gray
-        return inverted
-    return gray
+def is_light_paper(gray: Gray) -> bool:
+    """Whether the border (the paper) is nearer the light end of the image than the dark end."""
+    background = float(np.median(sample(border_pixels(gray))))
+    low, high = np.percentile(sample(gray), [1.0, 99.0])
+    return bool(background - low > high - background)
 
 
 def is_mnist_like(ink: Gray) -> bool:
@@ -302,29 +304,53 @@ def is_mnist_like(ink: Gray) -> bool:
     return ink.shape == (CANVAS, CANVAS) and float(np.median(border)) <= MNIST_BORDER_LEVEL
 
 
-def separate_ink(ink: Gray) -> Gray:
-    """Ink strength in [0, 1] with the background at 0; NoDigitError when there is no ink.
+def separate_ink(ink: Gray, light_paper: bool) -> Gray:
+    """The digit's ink strength in [0, 1], cropped to the digit; NoDigitError when none.
 
-    NOTE: a grey opening removes every light structure narrower than its window, so with a
-    window wider than any stroke it leaves the paper alone: lighting gradients and stains that
-    vary more slowly than the window are subtracted, the strokes are kept.
+    On light paper the ink's contrast scales with the light falling on it, so the difference
+    from the background is divided by the paper's brightness (a flat-field correction).
     """
-    from scipy import ndimage
-
-    window = max(3, max(ink.shape) // 4)
-    background = ndimage.uniform_filter(ndimage.grey_opening(ink, size=window), window)
+    background = estimate_background(ink)
     foreground = np.clip(ink - background, 0.0, None)
+    if light_paper:
+        foreground = np.clip(foreground / np.maximum(1.0 - background, 0.05), 0.0, 1.0)
     threshold = otsu_threshold(foreground)
     strong = foreground > threshold
     check_contrast(foreground, strong)
 
-    paper = foreground[~strong]
+    paper = sample(foreground[~strong])
     median = float(np.median(paper))
     floor = median + 3.0 * 1.4826 * float(np.median(np.abs(paper - median)))
-    level = float(np.percentile(foreground[strong], 90.0))
+    level = float(np.percentile(sample(foreground[strong]), 90.0))
     strength: Gray = np.clip((foreground - floor) / max(level - floor, 1e-6), 0.0, 1.0)
-    strength *= ink_region(strong, strength)
-    return strength.astype(np.float32)
+    return digit_strokes(strong, strength)
+
+
+def estimate_background(ink: Gray) -> Gray:
+    """The paper's level everywhere, from a grey opening of a small copy of the image.
+
+    NOTE: a grey opening removes every light structure narrower than its window, so with a
+    window a quarter of the image wide it removes the strokes and keeps the paper: lighting
+    gradients and stains that vary more slowly than that are subtracted. Working on a copy at
+    most BACKGROUND_SIZE pixels long makes this cheap; the result is smooth, so scaling it back
+    up loses nothing.
+    """
+    from scipy import ndimage
+
+    small = shrink(ink, BACKGROUND_SIZE)
+    window = max(3, max(small.shape) // 4)
+    background = ndimage.uniform_filter(ndimage.grey_opening(small, size=window), window)
+    if background.shape == ink.shape:
+        return background
+    size = (ink.shape[1], ink.shape[0])
+    return np.asarray(Image.fromarray(background).resize(size, Image.Resampling.BILINEAR))
+
+
+def sample(values: Gray) -> Gray:
+    """At most about SAMPLE_SIZE evenly spaced values, enough for medians and percentiles."""
+    step = max(1, values.size // SAMPLE_SIZE)
+    sampled: Gray = values.reshape(-1)[::step]
+    return sampled
 
 
 def otsu_threshold(values: Gray) -> float:
@@ -332,7 +358,9 @@ def otsu_threshold(values: Gray) -> float:
     high = float(values.max())
     if high <= 0.0:
         return 0.0
-    counts, edges = np.histogram(values, bins=256, range=(0.0, high))
+    bins = np.minimum((values * np.float32(256 / high)).astype(np.intp), 255)
+    counts = np.bincount(bins.reshape(-1), minlength=256)
+    edges = np.linspace(0.0, high, 257)
     centres = (edges[:-1] + edges[1:]) / 2
     weight_low = np.cumsum(counts)
     weight_high = weight_low[-1] - weight_low
@@ -347,7 +375,7 @@ def check_contrast(foreground: Gray, strong: NDArray[np.bool_]) -> None:
     """Raise NoDigitError when the ink is too faint or not distinct from paper noise."""
     if not strong.any() or strong.all():
         raise NoDigitError("no digit found (the image is blank)")
-    ink, paper = foreground[strong], foreground[~strong]
+    ink, paper = sample(foreground[strong]), sample(foreground[~strong])
     contrast = float(np.median(ink)) - float(np.median(paper))
     noise = max(float(paper.std()), 1e-3)
     if contrast < MIN_CONTRAST:
@@ -356,15 +384,22 @@ def check_contrast(foreground: Gray, strong: NDArray[np.bool_]) -> None:
         raise NoDigitError("no digit found (no marks stand out from the paper's noise)")
 
 
-def ink_region(strong: NDArray[np.bool_], strength: Gray) -> NDArray[np.bool_]:
-    """Where the digit is: blobs of strong ink with their soft edges, specks left out."""
+def digit_strokes(strong: NDArray[np.bool_], strength: Gray) -> Gray:
+    """Strength cropped to the digit: blobs of strong ink with their soft edges, no specks."""
     from scipy import ndimage
 
     labels, count = ndimage.label(strong, structure=np.ones((3, 3), dtype=bool))
-    masses = np.asarray(ndimage.sum_labels(strength, labels, index=np.arange(1, count + 1)))
-    keep = np.concatenate([[False], masses >= SPECK_FRACTION * masses.max()])
-    region: NDArray[np.bool_] = ndimage.binary_dilation(keep[labels], iterations=2)
-    return region
+    masses = np.bincount(labels.reshape(-1), weights=strength.reshape(-1), minlength=count + 1)
+    masses[0] = 0.0
+    kept = (masses >= SPECK_FRACTION * masses.max())[labels]
+    rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+    margin = 2  # room for the soft edges that the dilation below lets in
+    box = (
+        slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+        slice(max(cols[0] - margin, 0), cols[-1] + margin + 1),
+    )
+    region = ndimage.binary_dilation(kept[box], iterations=margin)
+    return crop_to_ink(strength[box] * region)
 
 
 # ---- geometry ----------------------------------------------------------------------------

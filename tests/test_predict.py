@@ -1,0 +1,273 @@
+"""Prediction on users' files: the bundled model, `digitnet predict` and the Python API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import digitnet
+from conftest import write_idx
+from digitnet.api import Model, normalize
+from digitnet.checkpoint import load_model as load_checkpoint
+from digitnet.checkpoint import save_model
+from digitnet.cli import main
+from digitnet.commands.common import bundled_model_path
+from digitnet.commands.predict import read_entries
+from digitnet.data import Dataset, scale_pixels
+from digitnet.network import Network, init_network
+from digitnet.preprocess import NoDigitError
+from digitnet.train import TrainConfig
+from photos import save_photos, write_bad_files
+
+PHOTO_COUNT = 300
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return digitnet.load_model()
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory: pytest.TempPathFactory, mnist: Dataset) -> list[Path]:
+    """The first five MNIST test digits saved unchanged as 28x28 PNG files."""
+    folder = tmp_path_factory.mktemp("digits")
+    paths = []
+    for index, image in enumerate(mnist.test_images[:5]):
+        paths.append(folder / f"digit{index}.png")
+        Image.fromarray(image).save(paths[-1])
+    return paths
+
+
+def predict_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    status = main(["predict", "--json", *argv])
+    out, err = capsys.readouterr()
+    return status, json.loads(out), err
+
+
+# ---- the bundled model ---------------------------------------------------------------------
+
+
+def test_bundled_model_was_trained_with_the_default_settings() -> None:
+    network, metadata = load_checkpoint(bundled_model_path())
+    assert metadata["config"] == TrainConfig().to_dict()
+    assert network.sizes == TrainConfig().sizes
+    assert metadata["test_accuracy"] > 0.97
+    assert bundled_model_path().stat().st_size < 1_000_000
+
+
+def test_load_model_gives_the_bundled_network(model: Model) -> None:
+    assert isinstance(model.network, Network)
+    assert model.path == bundled_model_path()
+    assert model.metadata["format_version"] == 1
+
+
+# ---- accuracy on photo-like digits ---------------------------------------------------------
+
+
+def test_photo_like_digits_are_read_within_two_points_of_mnist(
+    tmp_path: Path, mnist: Dataset, model: Model, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(2024)
+    chosen = rng.choice(len(mnist.test_labels), PHOTO_COUNT, replace=False)
+    digits, labels = mnist.test_images[chosen], mnist.test_labels[chosen]
+    paths = save_photos(digits, tmp_path, rng)
+    assert {path.suffix for path in paths} == {".png", ".jpg"}
+
+    status, summary, _ = predict_json(capsys, *map(str, paths))
+    predicted = np.array([result["digit"] for result in summary["results"]])
+    photo_accuracy = float(np.mean(predicted == labels))
+    mnist_accuracy = float(np.mean(model.network.predict(scale_pixels(digits)) == labels))
+    assert status == 0
+    assert photo_accuracy >= mnist_accuracy - 0.02, (photo_accuracy, mnist_accuracy)
+
+
+# ---- the same pixels give the same network input -------------------------------------------
+
+
+def test_loader_and_predict_give_identical_network_input(
+    tmp_path: Path, mnist: Dataset, digit_files: list[Path]
+) -> None:
+    loader_input = scale_pixels(mnist.test_images[:5]).reshape(5, 28, 28)
+    idx = write_idx(tmp_path / "digits.idx", mnist.test_images[:5], 2051)
+    np.save(tmp_path / "digits.npy", mnist.test_images[:5])
+    from_png = [read_entries(str(path))[0].pixels for path in digit_files]
+    from_idx = [entry.pixels for entry in read_entries(str(idx))]
+    from_npy = [entry.pixels for entry in read_entries(str(tmp_path / "digits.npy"))]
+    for inputs in (from_png, from_idx, from_npy):
+        assert np.array_equal(np.stack(inputs), loader_input)
+
+
+def test_predict_probabilities_are_the_normalized_network_outputs(
+    mnist: Dataset, digit_files: list[Path], model: Model
+) -> None:
+    expected = normalize(model.network.predict_proba(scale_pixels(mnist.test_images[:5])))
+    result = model.predict(digit_files)
+    assert np.allclose(result.probabilities, expected, rtol=1e-5, atol=1e-7)
+    assert np.allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert result.labels.tolist() == mnist.test_labels[:5].tolist()
+
+
+def test_single_image_and_batch_of_one_give_the_same_probabilities(
+    model: Model, digit_files: list[Path]
+) -> None:
+    path = digit_files[0]
+    single = model.predict(path).probabilities
+    image = Image.open(path)
+    pixels = np.asarray(image)
+    for same in (model.predict([path]), model.predict(image), model.predict(pixels[None])):
+        assert np.array_equal(same.probabilities, single)
+    in_batch = model.predict(digit_files).probabilities[0]
+    assert np.allclose(in_batch, single[0], rtol=1e-5, atol=1e-7)
+
+
+# ---- the Python API ------------------------------------------------------------------------
+
+
+def test_api_accepts_paths_images_and_arrays_mixed(
+    model: Model, mnist: Dataset, digit_files: list[Path]
+) -> None:
+    items = [str(digit_files[0]), Image.open(digit_files[1]), mnist.test_images[2]]
+    assert model.predict(items).labels.tolist() == mnist.test_labels[:3].tolist()
+    flat = mnist.test_images[:4].reshape(4, 784)
+    assert model.predict(flat).labels.tolist() == mnist.test_labels[:4].tolist()
+
+
+def test_api_raises_for_blank_images(model: Model) -> None:
+    batch = np.zeros((3, 28, 28), dtype=np.uint8)
+    with pytest.raises(NoDigitError, match="image 0 of the batch: no digit found"):
+        model.predict(batch)
+    with pytest.raises(ValueError, match="no images"):
+        model.predict([])
+
+
+def test_importing_digitnet_does_not_import_numpy() -> None:
+    code = "import sys, digitnet; print('numpy' in sys.modules, digitnet.load_model.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "load_model"], result.stderr
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+
+def test_predict_prints_digit_probability_and_two_candidates(
+    digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", str(digit_files[0]), str(digit_files[1])]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 2 and err == ""
+    assert lines[0].startswith(f"{digit_files[0]}: 7 (") and ", then " in lines[0]
+    assert lines[1].startswith(f"{digit_files[1]}: 2 (") and lines[1].count("%") == 3
+
+
+def test_predict_json_lists_candidates_best_first(
+    digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, summary, _ = predict_json(capsys, *map(str, digit_files))
+    assert status == 0 and summary["model"] == str(bundled_model_path())
+    for result in summary["results"]:
+        chances = [candidate["probability"] for candidate in result["candidates"]]
+        assert len(chances) == 3 and chances == sorted(chances, reverse=True)
+        assert result["candidates"][0]["digit"] == result["digit"]
+        assert result["probability"] == chances[0]
+
+
+def test_bad_files_get_one_line_each_while_the_others_are_answered(
+    tmp_path: Path, mnist: Dataset, digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_bad_files(tmp_path, mnist.test_images[0])
+    argv = [str(digit_files[0]), *map(str, bad.values()), str(digit_files[1])]
+    assert main(["predict", *argv]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2
+    errors = err.splitlines()
+    assert len(errors) == len(bad)
+    expected = {
+        "text": "not an image",
+        "empty": "empty file",
+        "truncated": "truncated",
+        "directory": "is a directory",
+        "bomb": "too large to decode safely",
+        "blank": "no digit found",
+    }
+    for line, (kind, path) in zip(errors, bad.items(), strict=True):
+        assert line.startswith(f"digitnet: error: {path}: ") and expected[kind] in line
+
+
+def test_npy_and_idx_files_give_one_answer_per_image(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = mnist.test_images[:4].copy()
+    images[2] = 0
+    np.save(tmp_path / "batch.npy", images)
+    np.save(tmp_path / "flat.npy", images[:2].reshape(2, 784) / 255.0)
+    np.save(tmp_path / "one.npy", images[0])
+    write_idx(tmp_path / "images.idx.gz", images[:2], 2051, compress=True)
+    names = ["batch.npy", "flat.npy", "one.npy", "images.idx.gz"]
+    status, summary, err = predict_json(capsys, *(str(tmp_path / name) for name in names))
+    files = [Path(result["file"]).name for result in summary["results"]]
+    assert files == [
+        *(f"batch.npy[{i}]" for i in range(4)),
+        "flat.npy[0]",
+        "flat.npy[1]",
+        "one.npy",
+        "images.idx.gz[0]",
+        "images.idx.gz[1]",
+    ]
+    assert status == 1 and err.strip().endswith("batch.npy[2]: no digit found")
+    answered = [result["digit"] for result in summary["results"] if "digit" in result]
+    assert answered == [7, 2, 0, 7, 2, 7, 7, 2]
+
+
+def test_show_input_saves_what_the_network_saw(
+    tmp_path: Path, mnist: Dataset, digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "pair.npy", mnist.test_images[:2])
+    argv = [str(digit_files[0]), str(tmp_path / "pair.npy"), "--show-input", str(tmp_path / "in")]
+    assert main(["predict", *argv]) == 0
+    assert "saved 3 network inputs" in capsys.readouterr().err
+    saved = sorted(path.name for path in (tmp_path / "in").iterdir())
+    assert saved == ["digit0.png", "pair-0.png", "pair-1.png"]
+    seen = np.asarray(Image.open(tmp_path / "in" / "pair-1.png"))
+    assert np.array_equal(seen, mnist.test_images[1])
+
+
+def test_model_flag_uses_the_named_model(
+    tmp_path: Path, digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    network = init_network((784, 16, 10), np.random.default_rng(0))
+    save_model(tmp_path / "tiny.npz", network, {})
+    status, summary, _ = predict_json(
+        capsys, "--model", str(tmp_path / "tiny.npz"), str(digit_files[0])
+    )
+    expected = normalize(network.predict_proba(read_images_of(digit_files[0])))
+    assert status == 0 and summary["model"] == str(tmp_path / "tiny.npz")
+    assert np.isclose(summary["results"][0]["probability"], expected.max(), rtol=1e-5)
+
+
+def read_images_of(path: Path) -> np.ndarray:
+    return scale_pixels(np.asarray(Image.open(path))[np.newaxis])
+
+
+def test_missing_model_is_a_one_line_error(
+    tmp_path: Path, digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", "--model", str(tmp_path / "none.npz"), str(digit_files[0])]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none.npz: no such model file" in err
+
+
+def test_help_says_how_probabilities_are_made(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "sigmoid outputs divided by their sum" in text
+    for flag in ("--json", "--model", "--show-input"):
+        assert flag in text

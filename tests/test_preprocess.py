@@ -1,0 +1,232 @@
+"""Preprocessing: any picture of a digit becomes an MNIST-like 28x28 input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitnet.data import Dataset, scale_pixels
+from digitnet.preprocess import (
+    ImageError,
+    NoDigitError,
+    load_image,
+    preprocess_array,
+    preprocess_batch,
+    preprocess_image,
+)
+from photos import lighting, png_header_only, texture, write_bad_files
+
+
+@pytest.fixture(scope="module")
+def digit(mnist: Dataset) -> np.ndarray:
+    """A 7 from the MNIST test set."""
+    return mnist.test_images[0]
+
+
+def on_paper(digit: np.ndarray, scale: int = 6, size: tuple[int, int] = (260, 200)) -> np.ndarray:
+    """The digit enlarged as dark ink on white paper, off-centre on a non-square page."""
+    big = np.kron(digit, np.ones((scale, scale), dtype=np.uint8))
+    page = np.zeros(size, dtype=np.uint8)
+    page[20 : 20 + big.shape[0], 10 : 10 + big.shape[1]] = big
+    return 255 - page
+
+
+def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def test_mnist_digits_pass_through_with_the_loaders_exact_scaling(mnist: Dataset) -> None:
+    digits = mnist.test_images[:50]
+    expected = scale_pixels(digits).reshape(-1, 28, 28)
+    for image, want in zip(digits, expected, strict=True):
+        assert np.array_equal(preprocess_array(image), want)
+        assert np.array_equal(preprocess_image(Image.fromarray(image)), want)
+
+
+def test_mnist_digit_on_a_larger_canvas_comes_back_nearly_unchanged(mnist: Dataset) -> None:
+    for image in mnist.test_images[:30]:
+        canvas = np.zeros((50, 70), dtype=np.uint8)
+        canvas[7:35, 31:59] = image
+        result = preprocess_array(canvas)
+        assert mean_difference(result, image / 255.0) < 0.01
+        assert np.abs(result - image / 255.0).max() < 0.1
+
+
+def test_dark_ink_on_light_paper_is_inverted(digit: np.ndarray) -> None:
+    assert np.allclose(preprocess_array(255 - digit), digit / 255.0, atol=1e-6)
+
+
+def test_output_is_a_centred_20_pixel_digit_in_28x28(digit: np.ndarray) -> None:
+    result = preprocess_array(on_paper(digit))
+    assert result.shape == (28, 28) and result.dtype == np.float32
+    assert result.min() >= 0.0 and result.max() <= 1.0 and result.max() > 0.9
+    rows, cols = np.flatnonzero(result.any(axis=1)), np.flatnonzero(result.any(axis=0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (20, 21)
+    mass = result / result.sum()
+    assert abs(mass.sum(axis=1) @ np.arange(28) - 14) < 1
+    assert abs(mass.sum(axis=0) @ np.arange(28) - 14) < 1
+
+
+def test_a_tall_thin_stroke_keeps_its_aspect_ratio() -> None:
+    page = np.full((300, 300), 250, dtype=np.uint8)
+    page[50:250, 140:160] = 20  # a bar 200 high and 20 wide
+    result = preprocess_array(page)
+    rows, cols = np.flatnonzero(result.any(axis=1)), np.flatnonzero(result.any(axis=0))
+    assert rows[-1] - rows[0] + 1 == 20
+    assert cols[-1] - cols[0] + 1 <= 4
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "I", "F"])
+def test_every_common_mode_gives_the_same_digit(digit: np.ndarray, mode: str) -> None:
+    reference = preprocess_array(on_paper(digit))
+    image = Image.fromarray(on_paper(digit)).convert(mode)
+    if mode == "F":
+        image = Image.fromarray(np.asarray(image) / np.float32(255))
+    assert mean_difference(preprocess_image(image), reference) < 0.02
+
+
+def test_16_bit_image_gives_the_same_digit(digit: np.ndarray) -> None:
+    wide = Image.fromarray(on_paper(digit).astype(np.uint16) * 257)
+    assert wide.mode.startswith("I;16")
+    assert mean_difference(preprocess_image(wide), preprocess_array(on_paper(digit))) < 0.02
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparency_is_composited_over_white(digit: np.ndarray, mode: str) -> None:
+    ink = 255 - on_paper(digit)
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)  # black everywhere, shown only where inked
+    rgba[..., 3] = ink
+    image = Image.fromarray(rgba)
+    if mode == "LA":
+        image = image.convert("LA")
+    if mode == "P":
+        binary = (ink > 127).astype(np.uint8)
+        image = Image.fromarray(binary, mode="L").convert("P")
+        image.info["transparency"] = 0  # palette entry 0 (the paper) is transparent
+    result = preprocess_image(image)
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.05
+
+
+def test_uneven_lighting_darker_than_the_ink_elsewhere(digit: np.ndarray) -> None:
+    paper = on_paper(digit) / 255.0
+    light = np.linspace(1.0, 0.25, paper.shape[1])[None, :]  # the right edge is in shadow
+    photo = np.clip(paper * light + 0.05 * (1 - paper), 0, 1)
+    ink_left = photo[paper < 0.5].min()
+    assert photo[:, -5:].max() < photo[paper < 0.5].max() and ink_left < 0.3
+    result = preprocess_array(photo)
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.03
+
+
+def test_textured_paper_gives_the_same_digit(digit: np.ndarray) -> None:
+    rng = np.random.default_rng(7)
+    paper = on_paper(digit) / 255.0
+    photo = np.clip(paper * 0.9 * lighting(paper.shape, rng) + texture(paper.shape, rng), 0, 1)
+    result = preprocess_array(photo)
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.03
+
+
+def test_huge_image_is_shrunk_before_processing(digit: np.ndarray) -> None:
+    page = on_paper(digit, scale=60, size=(2400, 1900))
+    result = preprocess_image(Image.fromarray(page))
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.03
+
+
+def jpeg(pixels: np.ndarray) -> Image.Image:
+    buffer = io.BytesIO()
+    Image.fromarray((255 * pixels).round().astype(np.uint8)).save(buffer, "JPEG", quality=70)
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+BLANK_PAGES = {
+    "white": lambda rng: np.ones((300, 200)),
+    "black": lambda rng: np.zeros((60, 40)),
+    "grey": lambda rng: np.full((100, 100), 0.5),
+    "mnist-sized black": lambda rng: np.zeros((28, 28)),
+    "unevenly lit": lambda rng: 0.9 * lighting((300, 400), rng),
+    "textured": lambda rng: np.clip(
+        0.9 * lighting((300, 400), rng) + texture((300, 400), rng), 0, 1
+    ),
+    "white noise": lambda rng: rng.uniform(0, 1, (100, 100)),
+}
+
+
+@pytest.mark.parametrize("kind", list(BLANK_PAGES))
+def test_blank_pages_have_no_digit(kind: str) -> None:
+    pixels = BLANK_PAGES[kind](np.random.default_rng(3))
+    with pytest.raises(NoDigitError, match="no digit found"):
+        preprocess_array(pixels)
+    with pytest.raises(NoDigitError, match="no digit found"):
+        preprocess_image(jpeg(pixels))
+
+
+def test_animated_gif_uses_its_first_frame(tmp_path: Path, digit: np.ndarray) -> None:
+    first = Image.fromarray(on_paper(digit)).convert("P")
+    blank = Image.new("P", first.size, 0)
+    first.save(tmp_path / "a.gif", save_all=True, append_images=[blank])
+    result = preprocess_image(load_image(tmp_path / "a.gif"))
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("text", "not an image"),
+        ("empty", "empty file"),
+        ("truncated", "truncated"),
+        ("directory", "is a directory"),
+        ("bomb", "too large to decode safely (900000000 pixels"),
+    ],
+)
+def test_unreadable_files_raise_one_line_naming_the_file(
+    tmp_path: Path, digit: np.ndarray, kind: str, message: str
+) -> None:
+    path = write_bad_files(tmp_path, digit)[kind]
+    with pytest.raises(ImageError) as error:
+        load_image(path)
+    text = str(error.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_image_just_above_the_pixel_limit_names_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    path.write_bytes(png_header_only(10_000, 10_000))
+    with pytest.raises(ImageError, match=r"too large to decode safely \(10000 x 10000 pixels"):
+        load_image(path)
+
+
+def test_missing_file_is_an_image_error(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match=r"nothing\.png: no such file"):
+        load_image(tmp_path / "nothing.png")
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.full((28, 28), 1.5), r"float pixels must be within \[0, 1\]"),
+        (np.full((28, 28), -3), "integer pixels must be within 0-255"),
+        (np.full((28, 28), np.nan), "NaN"),
+        (np.zeros((2, 3, 28, 28)), "expected one image"),
+        (np.array(["a", "b"]).reshape(1, 2), "must be numbers"),
+    ],
+)
+def test_bad_arrays_are_refused_with_the_reason(array: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        preprocess_array(array)
+
+
+def test_batch_matches_one_by_one_and_marks_blank_images(mnist: Dataset) -> None:
+    batch = mnist.test_images[:40].copy()
+    batch[3] = 0  # blank
+    batch[5] = 255 - batch[5]  # inverted, needs the per-image path
+    inputs, found = preprocess_batch(batch)
+    assert found.tolist() == [index != 3 for index in range(40)]
+    for index in np.flatnonzero(found):
+        assert np.array_equal(inputs[index], preprocess_array(batch[index]))
+    assert not inputs[3].any()
+    flat_inputs, _ = preprocess_batch(batch.reshape(40, 784))
+    assert np.array_equal(flat_inputs, inputs)
