@@ -116,6 +116,38 @@ def run_load(url: str, body: bytes, clients: int, seconds: float) -> tuple[Tally
     return tally, time.perf_counter() - start
 
 
+def cpu_per_request(kinds: list[str], rounds: int = 60) -> list[str]:
+    """Median CPU ms per request in this process (Flask test client, no HTTP, one thread),
+    and of the preprocessing alone, alternating the kinds so that load affects all alike."""
+    from digitnet.commands.common import bundled_model_path
+    from digitnet.preprocess import preprocess_image
+    from digitnet.web.app import create_app
+    from digitnet.web.payload import ImageInput, parse_body
+
+    client = create_app(bundled_model_path()).test_client()
+    times: dict[str, dict[str, list[float]]] = {kind: {"all": [], "pre": []} for kind in kinds}
+    for _ in range(rounds):
+        for kind in kinds:
+            body = BODIES[kind]()
+            start = time.process_time()
+            client.post("/api/predict", data=body, content_type="application/json")
+            times[kind]["all"].append(time.process_time() - start)
+            parsed = parse_body(body)
+            if isinstance(parsed, ImageInput):
+                start = time.process_time()
+                preprocess_image(parsed.image)
+                times[kind]["pre"].append(time.process_time() - start)
+    lines = []
+    for kind, measured in times.items():
+        pre = measured["pre"]
+        preprocessing = f"{1000 * statistics.median(pre):.1f} ms" if pre else "-"
+        lines.append(
+            f"{kind} | CPU per request {1000 * statistics.median(measured['all']):.1f} ms | "
+            f"of which preprocessing {preprocessing}"
+        )
+    return lines
+
+
 def report(tally: Tally, elapsed: float, clients: int, kind: str) -> str:
     ms = sorted(1000 * latency for latency in tally.latencies)
     if not ms:
@@ -147,6 +179,8 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    for line in cpu_per_request(kinds):
+        print(line)
 
 
 if __name__ == "__main__":

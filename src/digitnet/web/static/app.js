@@ -8,7 +8,8 @@ const PEN_WIDTH = 26;
 // While the pen moves, at most one prediction per interval: live, without a request per event.
 const LIVE_INTERVAL_MS = 150;
 // The drawing is sent at half size: five times the network's 28 pixels is detail enough, and
-// the server's preprocessing takes about an eighth of the time on a quarter of the pixels.
+// the server's preprocessing of a quarter of the pixels takes about a third of the CPU time
+// (docs/benchmarks.md).
 const SEND_SIZE = 140;
 
 const pad = document.getElementById("pad");
@@ -273,7 +274,8 @@ function showHidden(activations) {
   [...ui.hidden.children].forEach((cell, unit) => {
     const a = activations ? activations[unit] : 0;
     const level = Math.round(255 * a);
-    cell.style.background = `rgb(${level}, ${Math.round(level * 0.85)}, ${Math.round(level * 0.3)})`;
+    const [green, blue] = [Math.round(level * 0.85), Math.round(level * 0.3)];
+    cell.style.background = `rgb(${level}, ${green}, ${blue})`;
     cell.title = activations ? `unit ${unit}: ${a.toFixed(2)}` : `unit ${unit}`;
   });
 }
