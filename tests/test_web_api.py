@@ -237,3 +237,44 @@ def test_concurrent_requests_get_the_same_answers_as_sequential_ones(
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(ask, range(8 * len(bodies))))
     assert answers == [expected[i % len(bodies)] for i in range(len(answers))]
+
+
+def random_value(rng: np.random.Generator, depth: int = 0) -> object:
+    """A random JSON value, nested up to three levels."""
+    kind = int(rng.integers(0, 7 if depth < 3 else 4))
+    if kind == 0:
+        return None
+    if kind == 1:
+        return float(rng.normal() * 10 ** int(rng.integers(0, 6)))
+    if kind == 2:
+        return "".join(chr(int(c)) for c in rng.integers(32, 0x2FF, int(rng.integers(0, 20))))
+    if kind == 3:
+        return bool(rng.integers(0, 2))
+    if kind == 4:
+        return [random_value(rng, depth + 1) for _ in range(int(rng.integers(0, 30)))]
+    if kind == 5:
+        return [[random_value(rng, depth + 2)] * 28 for _ in range(28)]
+    return {"image" if rng.integers(0, 2) else "pixels": random_value(rng, depth + 1)}
+
+
+def test_no_input_makes_the_server_fail(client: FlaskClient) -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        body = rng.integers(0, 256, int(rng.integers(0, 300)), dtype=np.uint8).tobytes()
+        response = client.post("/api/predict", data=body, content_type="application/json")
+        assert 400 <= response.status_code < 500, body
+    for _ in range(300):
+        value = random_value(rng)
+        response = client.post("/api/predict", json=value)
+        assert response.status_code in (200, 422), value
+        assert response.status_code == 200 or response.get_json()["error"]
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "CMYK", "I", "F", "LA", "I;16"])
+def test_pictures_of_every_common_mode_are_answered(client: FlaskClient, mode: str) -> None:
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (40, 30), dtype=np.uint8)).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="TIFF")
+    status, answer = post(client, {"image": data_url(buffer.getvalue())})
+    assert status in (200, 422) and ("digit" in answer or answer["error"])
