@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -78,9 +84,15 @@ def test_missing_model_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     assert err.count("\n") == 1 and "none.npz: no such model file" in err
 
 
-def test_port_out_of_range_is_a_one_line_error(trained_model: Path, capsys) -> None:
-    assert main(["serve", "--model", str(trained_model), "--port", "70000"]) == 1
-    assert "invalid port 70000: expected 0 to 65535" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [("70000", "70000 is not a port number (0 to 65535)"), ("http", "'http' is not a port")],
+)
+def test_bad_port_is_a_usage_error(port: str, message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", port])
+    assert exit_info.value.code == 2
+    assert f"argument --port: {message}" in capsys.readouterr().err
 
 
 def test_port_in_use_names_the_address(trained_model: Path, capsys) -> None:
@@ -91,3 +103,30 @@ def test_port_in_use_names_the_address(trained_model: Path, capsys) -> None:
         assert main(["serve", "--model", str(trained_model), "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"digitnet: error: 127.0.0.1:{port}: address already in use" in err
+
+
+def test_port_of_a_server_on_several_sockets_is_the_first() -> None:
+    server = SimpleNamespace(effective_listen=[("127.0.0.1", 8001), ("::1", 8002)])
+    assert serve.bound_port(server) == 8001
+
+
+def test_real_server_answers_on_the_printed_address(trained_model: Path) -> None:
+    command = [sys.executable, "-m", "digitnet", "serve", "--model", str(trained_model)]
+    process = subprocess.Popen(
+        [*command, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
+        with urllib.request.urlopen(url + "api/health", timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+        request = urllib.request.Request(
+            url + "api/predict", data=b"[]", headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 422
+        assert "expected a JSON object" in json.load(refused.value)["error"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

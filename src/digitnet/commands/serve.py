@@ -34,12 +34,23 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=8000,
         help="port to listen on; 0 picks a free one (default: 8000)",
     )
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
     parser.set_defaults(run=run)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     # floods the terminal without telling the user anything they can act on.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = listen(app, args.host, args.port)
-    url = page_url(args.host, server.effective_port)
+    url = page_url(args.host, bound_port(server))
 
     if args.host not in LOOPBACK_HOSTS:
         print(
@@ -73,13 +84,18 @@ def run(args: argparse.Namespace) -> int:
 
 def listen(app: Any, host: str, port: int) -> Any:
     """A waitress server bound to host:port, or an OSError naming the address."""
-    if not 0 <= port <= 65535:
-        raise ValueError(f"invalid port {port}: expected 0 to 65535")
     try:
         return create_server(app, host=host, port=port, threads=THREADS)
     except OSError as exc:
         reason = exc.strerror or os.strerror(exc.errno or errno.EADDRNOTAVAIL)
         raise OSError(exc.errno, reason, f"{host}:{port}") from None
+
+
+def bound_port(server: Any) -> int:
+    """The port the server listens on; a host name with several addresses gives several."""
+    if hasattr(server, "effective_port"):
+        return int(server.effective_port)
+    return int(server.effective_listen[0][1])
 
 
 def page_url(host: str, port: int) -> str:

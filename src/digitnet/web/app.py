@@ -69,6 +69,13 @@ def create_app(model_path: str | Path, max_body_bytes: int = MAX_BODY_BYTES) -> 
         parsed = parse_body(request.get_data(cache=False))
         return jsonify(answer(network, parsed)), 200
 
+    register_error_handlers(app, max_body_bytes)
+    return app
+
+
+def register_error_handlers(app: Flask, max_body_bytes: int) -> None:
+    """Answer every refused request, and every HTTP error, as JSON {"error": message}."""
+
     @app.errorhandler(PayloadError)
     def payload_error(error: PayloadError) -> tuple[Response, int]:
         return jsonify(error=error.message), error.status
@@ -82,8 +89,6 @@ def create_app(model_path: str | Path, max_body_bytes: int = MAX_BODY_BYTES) -> 
     def add_security_headers(response: Response) -> Response:
         response.headers.update(SECURITY_HEADERS)
         return response
-
-    return app
 
 
 def http_error_message(error: HTTPException, max_body_bytes: int) -> str:
