@@ -271,3 +271,71 @@ def test_help_says_how_probabilities_are_made(capsys: pytest.CaptureFixture[str]
     assert "sigmoid outputs divided by their sum" in text
     for flag in ("--json", "--model", "--show-input"):
         assert flag in text
+
+
+def test_bad_npy_files_get_one_line_each(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "garbage.npy").write_bytes(b"not numpy at all")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "wide.npy", mnist.test_images[:2].astype(np.float32))  # 0-255 floats
+    np.save(tmp_path / "full.npy", mnist.test_images[:4])
+    cut = (tmp_path / "full.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(cut[: len(cut) // 2])
+    names = ["garbage.npy", "objects.npy", "wide.npy", "cut.npy"]
+    assert main(["predict", *(str(tmp_path / name) for name in names)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    expected = [
+        "not a .npy array file (no NumPy header)",
+        "holds Python objects, which are refused",
+        "float pixels must be within [0, 1] (divide 0-255 values by 255), got 0 to 255",
+        "",
+    ]
+    assert len(errors) == len(names)
+    for line, name, message in zip(errors, names, expected, strict=True):
+        assert line.startswith(f"digitnet: error: {tmp_path / name}: {message}")
+
+
+def test_evaluate_uses_the_bundled_model_when_none_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["evaluate", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    _, metadata = load_checkpoint(bundled_model_path())
+    assert summary["model"] == str(bundled_model_path())
+    assert summary["test_accuracy"] == metadata["test_accuracy"]
+
+
+def test_flat_and_colour_npy_arrays_are_single_images(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "flat.npy", mnist.test_images[0].reshape(784))
+    colour = np.repeat(255 - np.kron(mnist.test_images[1], np.ones((4, 4), np.uint8)), 3)
+    np.save(tmp_path / "colour.npy", colour.reshape(112, 112, 3))
+    status, summary, _ = predict_json(
+        capsys, str(tmp_path / "flat.npy"), str(tmp_path / "colour.npy")
+    )
+    assert status == 0
+    assert [(Path(r["file"]).name, r["digit"]) for r in summary["results"]] == [
+        ("flat.npy", 7),
+        ("colour.npy", 2),
+    ]
+
+
+def test_answers_are_printed_even_when_show_input_cannot_write(
+    tmp_path: Path, digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "taken").write_text("a file where the folder should go")
+    argv = ["predict", str(digit_files[0]), "--show-input", str(tmp_path / "taken")]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{digit_files[0]}: 7 (")
+    assert err.startswith("digitnet: error: ") and err.count("\n") == 1
+
+
+def test_api_reads_the_bytes_of_an_image_file(model: Model, digit_files: list[Path]) -> None:
+    content = digit_files[1].read_bytes()
+    assert model.predict(content).labels.tolist() == [2]
+    assert np.array_equal(
+        model.predict(content).probabilities, model.predict(digit_files[1]).probabilities
+    )

@@ -13,6 +13,7 @@ from digitnet.data import Dataset, scale_pixels
 from digitnet.preprocess import (
     ImageError,
     NoDigitError,
+    decode_image,
     load_image,
     preprocess_array,
     preprocess_batch,
@@ -230,3 +231,30 @@ def test_batch_matches_one_by_one_and_marks_blank_images(mnist: Dataset) -> None
     assert not inputs[3].any()
     flat_inputs, _ = preprocess_batch(batch.reshape(40, 784))
     assert np.array_equal(flat_inputs, inputs)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_with_the_same_result(
+    tmp_path: Path, digit: np.ndarray
+) -> None:
+    page = on_paper(digit, scale=40, size=(1500, 2000))
+    Image.fromarray(page).save(tmp_path / "big.jpg", quality=95)
+    image = load_image(tmp_path / "big.jpg")
+    assert min(image.size) >= 512 and image.size[0] < 2000
+    full = preprocess_image(Image.open(tmp_path / "big.jpg").convert("L"))
+    assert mean_difference(preprocess_image(image), full) < 0.01
+
+
+def test_decode_image_guards_uploaded_bytes_like_files(digit: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(on_paper(digit)).save(buffer, "PNG")
+    image = decode_image(buffer.getvalue(), "upload")
+    assert np.array_equal(preprocess_image(image), preprocess_array(on_paper(digit)))
+    cases = {
+        b"": "upload: empty file",
+        b"hello": "upload: not an image",
+        png_header_only(30_000, 30_000): "upload: too large to decode safely",
+        buffer.getvalue()[:200]: "upload: truncated",
+    }
+    for data, message in cases.items():
+        with pytest.raises(ImageError, match=message):
+            decode_image(data, "upload")

@@ -27,13 +27,14 @@ from digitnet.network import INPUT_SIZE, Network
 from digitnet.preprocess import (
     CANVAS,
     NoDigitError,
+    decode_image,
     load_image,
     preprocess_array,
     preprocess_batch,
     preprocess_image,
 )
 
-ImageLike: TypeAlias = "str | PathLike[str] | Image.Image | NDArray[Any]"
+ImageLike: TypeAlias = "str | PathLike[str] | bytes | Image.Image | NDArray[Any]"
 Images: TypeAlias = "ImageLike | Iterable[ImageLike]"
 
 
@@ -61,9 +62,10 @@ class Model:
     def predict(self, images: Images) -> Prediction:
         """Predict the digit in one image or in each image of a batch.
 
-        images is a file path, a Pillow image, a NumPy array, or a list of those. An array is
-        one image when it is (H, W), (784,) or (H, W, 3|4), and a batch when it is (N, 28, 28)
-        or (N, 784). Raises ImageError for unreadable files and NoDigitError for blank images.
+        images is a file path, the bytes of an image file, a Pillow image, a NumPy array, or
+        a list of those. An array is one image when it is (H, W), (784,) or (H, W, 3|4), and a
+        batch when it is (N, 28, 28) or (N, 784). Raises ImageError for unreadable files and
+        NoDigitError for blank images.
         """
         return self.predict_inputs(prepare_inputs(images))
 
@@ -96,7 +98,7 @@ def normalize(outputs: NDArray[np.floating]) -> NDArray[np.float32]:
 
 def prepare_inputs(images: Images) -> NDArray[np.float32]:
     """The MNIST-like inputs (N, 28, 28) for anything Model.predict accepts."""
-    if isinstance(images, (str, PathLike, Image.Image, np.ndarray)):
+    if isinstance(images, (str, PathLike, bytes, Image.Image, np.ndarray)):
         return prepare_one(images)
     batch = [prepare_one(item) for item in images]
     if not batch:
@@ -105,11 +107,13 @@ def prepare_inputs(images: Images) -> NDArray[np.float32]:
 
 
 def prepare_one(item: ImageLike) -> NDArray[np.float32]:
-    """Inputs (N, 28, 28) for one path, Pillow image or array (an array may be a batch)."""
+    """Inputs (N, 28, 28) for one path, file content, image or array (an array may be a batch)."""
     if isinstance(item, Image.Image):
         return preprocess_image(item)[np.newaxis]
     if isinstance(item, (str, PathLike)):
         return preprocess_image(load_image(item))[np.newaxis]
+    if isinstance(item, bytes):
+        return preprocess_image(decode_image(item))[np.newaxis]
     array = np.asarray(item)
     if is_array_batch(array):
         inputs, found = preprocess_batch(array)

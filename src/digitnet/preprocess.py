@@ -6,8 +6,9 @@ their centre of mass at the centre. preprocess_image() repeats those steps on an
 
 1. composite transparency over white paper and convert to grayscale in [0, 1];
 2. detect the polarity from the border and invert dark ink on light paper;
-3. separate ink from background: subtract a background estimated by a grey opening larger than
-   a stroke (uneven lighting), threshold with Otsu's method, drop specks (paper texture);
+3. separate ink from background: subtract a background estimated by a grey opening wider than
+   any stroke and divide by the paper's brightness (uneven lighting), threshold with Otsu's
+   method, drop small specks (paper texture);
 4. crop to the ink, scale its longest side to 20 pixels, centre it by mass in 28x28.
 
 An image that is already MNIST-like (28x28, light on a black border) is passed through with
@@ -19,6 +20,7 @@ Limits: one digit per image; a dark frame or a table edge around the paper count
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -64,24 +66,39 @@ def load_image(path: str | PathLike[str]) -> Image.Image:
     """Open and decode any image Pillow reads (the first frame of an animation).
 
     Pillow's decompression-bomb guard becomes an error: an image of more than
-    Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory.
+    Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory. A large JPEG
+    is decoded at a reduced scale that keeps both sides at least WORK_SIZE pixels long, which
+    is all preprocess_image uses.
     """
     path = Path(path)
     check_file(path)
+    return decode_guarded(path, str(path))
+
+
+def decode_image(data: bytes, name: str = "image") -> Image.Image:
+    """Like load_image, for the bytes of an image file (an upload, say); name is for errors."""
+    if not data:
+        raise ImageError(f"{name}: empty file, not an image")
+    return decode_guarded(io.BytesIO(data), name)
+
+
+def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
+    """Open and fully decode source, turning every failure into a one-line ImageError."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as opened:
-                check_pixel_count(path, opened.size)
+            with Image.open(source) as opened:
+                check_pixel_count(name, opened.size)
+                opened.draft(None, (WORK_SIZE, WORK_SIZE))
                 opened.load()
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"{path}: too large to decode safely ({bomb_size(exc)})") from None
+            raise ImageError(f"{name}: too large to decode safely ({bomb_size(exc)})") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image (Pillow cannot identify it)") from None
+            raise ImageError(f"{name}: not an image (Pillow cannot identify it)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageError(f"{path}: {describe_decode_error(exc)}") from None
+            raise ImageError(f"{name}: {describe_decode_error(exc)}") from None
     image: Image.Image = opened
     return image
 
@@ -100,12 +117,12 @@ def check_file(path: Path) -> None:
         raise ImageError(f"{path}: empty file, not an image")
 
 
-def check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+def check_pixel_count(name: str, size: tuple[int, int]) -> None:
     """Refuse images between Pillow's warning and error limits, which Pillow only warns about."""
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and size[0] * size[1] > limit:
         raise ImageError(
-            f"{path}: too large to decode safely ({size[0]} x {size[1]} pixels, limit {limit})"
+            f"{name}: too large to decode safely ({size[0]} x {size[1]} pixels, limit {limit})"
         )
 
 
@@ -117,6 +134,8 @@ def bomb_size(exc: Exception) -> str:
 
 def describe_decode_error(exc: Exception) -> str:
     message = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot read ({exc.strerror.lower()})"
     if isinstance(exc, EOFError) or "truncated" in message.lower():
         return "truncated image file (the data ends early)"
     return f"cannot decode the image ({message or type(exc).__name__})"
@@ -179,8 +198,8 @@ def preprocess_batch(images: NDArray[np.generic]) -> tuple[Gray, NDArray[np.bool
 def already_mnist_like(gray: Gray) -> NDArray[np.bool_]:
     """For a batch (N, H, W): which images to_mnist_like() would return unchanged.
 
-    NOTE: a black border (median <= 0.05) and a 99th percentile of at least 0.1 together rule
-    out the inversion in light_on_dark(), so these images need no per-image work.
+    NOTE: a black border (median <= 0.05) and a 99th percentile of at least 0.1 together mean
+    that is_light_paper() is False, so these images need no per-image work.
     """
     if gray.shape[1:] != (CANVAS, CANVAS) or gray.shape[0] == 0:
         return np.zeros(gray.shape[0], dtype=bool)
@@ -222,7 +241,10 @@ def scale_array(pixels: NDArray[np.generic]) -> Gray:
         raise ValueError("pixels hold NaN or infinite values")
     low, high = float(pixels.min()), float(pixels.max())
     if low < 0.0 or high > 1.0:
-        raise ValueError(f"float pixels must be within [0, 1], got {low:.4g} to {high:.4g}")
+        raise ValueError(
+            f"float pixels must be within [0, 1] (divide 0-255 values by 255), "
+            f"got {low:.4g} to {high:.4g}"
+        )
     return pixels.astype(np.float32)
 
 
@@ -390,8 +412,12 @@ def digit_strokes(strong: NDArray[np.bool_], strength: Gray) -> Gray:
 
     labels, count = ndimage.label(strong, structure=np.ones((3, 3), dtype=bool))
     masses = np.bincount(labels.reshape(-1), weights=strength.reshape(-1), minlength=count + 1)
-    masses[0] = 0.0
-    kept = (masses >= SPECK_FRACTION * masses.max())[labels]
+    masses[0] = 0.0  # label 0 is the paper
+    keep = masses >= SPECK_FRACTION * masses.max()
+    keep[0] = False
+    if masses.max() <= 0.0:
+        raise NoDigitError("no digit found (no ink stands above the paper's noise)")
+    kept = keep[labels]
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
     margin = 2  # room for the soft edges that the dilation below lets in
     box = (

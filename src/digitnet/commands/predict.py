@@ -17,13 +17,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from digitnet.api import Model, Prediction, load_model
-from digitnet.commands.common import print_json
+from digitnet.commands.common import percent, print_json
 from digitnet.data import DataError, read_images
-from digitnet.preprocess import ImageError, load_image, preprocess_batch, preprocess_image
+from digitnet.preprocess import (
+    ImageError,
+    load_image,
+    preprocess_array,
+    preprocess_batch,
+    preprocess_image,
+)
 
 CANDIDATES = 3
 IDX_PREFIX = b"\x00\x00\x08"
 GZIP_PREFIX = b"\x1f\x8b"
+NPY_MAGIC = b"\x93NUMPY"
 DESCRIPTION = """\
 Print the digit in each image, its probability and the next two candidates.
 
@@ -69,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
     entries = [entry for name in args.images for entry in read_entries(name)]
     answered = [entry for entry in entries if entry.pixels is not None]
     prediction = predict_entries(model, answered)
-    if args.show_input:
-        save_inputs(Path(args.show_input), answered)
     for entry in entries:
         if entry.error is not None:
             print(f"digitnet: error: {entry.error}", file=sys.stderr)
@@ -79,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         for line in format_answers(answered, prediction):
             print(line)
+    if args.show_input:
+        save_inputs(Path(args.show_input), answered)
     return 1 if len(answered) < len(entries) else 0
 
 
@@ -96,7 +103,7 @@ def read_entries(name: str) -> list[Entry]:
         return [Entry(name, pixels=preprocess_image(load_image(path)))]
     except (ImageError, DataError) as exc:
         return [Entry(name, error=str(exc))]
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         return [Entry(name, error=f"{name}: {describe(exc)}")]
 
 
@@ -113,12 +120,27 @@ def load_npy(path: Path) -> NDArray[Any]:
     """A .npy array, loaded without pickle."""
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not a .npy file")
-    array: NDArray[Any] = np.load(path, allow_pickle=False)
+    with path.open("rb") as handle:
+        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise ImageError(f"{path}: not a .npy array file (no NumPy header)")
+    try:
+        array: NDArray[Any] = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "object arrays" in str(exc).lower():
+            raise ImageError(f"{path}: holds Python objects, which are refused") from None
+        raise
     return array
 
 
 def batch_entries(name: str, images: NDArray[Any]) -> list[Entry]:
-    """Entries for an array of images: one for (H, W), else one per image named NAME[i]."""
+    """Entries for an array of images: one for (H, W), else one per image named NAME[i].
+
+    (784,) is one flattened 28x28 image and (H, W, 3|4) one colour image.
+    """
+    if images.shape == (28 * 28,):
+        images = images.reshape(28, 28)
+    if images.ndim == 3 and images.shape[2] in (3, 4) and images.shape[1:] != (28, 28):
+        return [Entry(name, pixels=preprocess_array(images))]
     if images.ndim == 2 and images.shape[1] != 28 * 28:
         inputs, found = preprocess_batch(images[np.newaxis])
         return [entry_of(name, None, inputs[0], bool(found[0]))]
@@ -157,14 +179,14 @@ def candidates(prediction: Prediction, row: int) -> list[tuple[int, float]]:
 
 
 def format_answers(answered: list[Entry], prediction: Prediction | None) -> list[str]:
-    """One line per image: 'NAME: 7 (98.1%), then 2 (1.2%), 9 (0.3%)'."""
+    """One line per image: 'NAME: 7 (98.10%), then 2 (1.20%), 9 (0.30%)'."""
     if prediction is None:
         return []
     lines = []
     for row, entry in enumerate(answered):
         (best, chance), *rest = candidates(prediction, row)
-        others = ", ".join(f"{digit} ({100 * p:.1f}%)" for digit, p in rest)
-        lines.append(f"{entry.name}: {best} ({100 * chance:.1f}%), then {others}")
+        others = ", ".join(f"{digit} ({percent(p)})" for digit, p in rest)
+        lines.append(f"{entry.name}: {best} ({percent(chance)}), then {others}")
     return lines
 
 
