@@ -90,7 +90,8 @@ function isEmpty() {
 }
 
 function startStroke(event) {
-  if (event.button !== 0) return;
+  // One pen at a time: a second finger or the right mouse button does not draw.
+  if (event.button !== 0 || !event.isPrimary || state.drawing !== null) return;
   event.preventDefault();
   pad.setPointerCapture(event.pointerId);
   state.drawing = [canvasPoint(event)];
@@ -101,15 +102,15 @@ function startStroke(event) {
 }
 
 function extendStroke(event) {
-  if (state.drawing === null) return;
+  if (state.drawing === null || !event.isPrimary) return;
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
   for (const each of events.length ? events : [event]) state.drawing.push(canvasPoint(each));
   redraw();
   schedulePrediction();
 }
 
-function endStroke() {
-  if (state.drawing === null) return;
+function endStroke(event) {
+  if (state.drawing === null || !event.isPrimary) return;
   state.drawing = null;
   predictNow();
 }
