@@ -339,3 +339,15 @@ def test_api_reads_the_bytes_of_an_image_file(model: Model, digit_files: list[Pa
     assert np.array_equal(
         model.predict(content).probabilities, model.predict(digit_files[1]).probabilities
     )
+
+
+def test_predict_on_an_mnist_like_file_imports_neither_scipy_nor_matplotlib(
+    digit_files: list[Path],
+) -> None:
+    code = (
+        "import sys; from digitnet.cli import main; "
+        f"status = main(['predict', {str(digit_files[0])!r}]); "
+        "print(status, 'scipy' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1] == "0 False False", result.stderr

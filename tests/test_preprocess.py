@@ -258,3 +258,13 @@ def test_decode_image_guards_uploaded_bytes_like_files(digit: np.ndarray) -> Non
     for data, message in cases.items():
         with pytest.raises(ImageError, match=message):
             decode_image(data, "upload")
+
+
+def test_photo_is_turned_upright_by_its_exif_orientation(tmp_path: Path, digit: np.ndarray) -> None:
+    sideways = Image.fromarray(on_paper(digit)).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90 degrees clockwise to view
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright = load_image(tmp_path / "phone.jpg")
+    assert upright.size == (200, 260)
+    assert mean_difference(preprocess_image(upright), preprocess_array(on_paper(digit))) < 0.02

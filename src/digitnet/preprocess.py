@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitnet.data import scale_pixels
 
@@ -63,7 +63,7 @@ class NoDigitError(ValueError):
 
 
 def load_image(path: str | PathLike[str]) -> Image.Image:
-    """Open and decode any image Pillow reads (the first frame of an animation).
+    """Open and decode any image Pillow reads (the first frame of an animation), upright.
 
     Pillow's decompression-bomb guard becomes an error: an image of more than
     Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory. A large JPEG
@@ -99,6 +99,8 @@ def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
             raise ImageError(f"{name}: not an image (Pillow cannot identify it)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"{name}: {describe_decode_error(exc)}") from None
+    # Phone cameras store pixels as the sensor saw them plus an EXIF note on how to turn them.
+    ImageOps.exif_transpose(opened, in_place=True)
     image: Image.Image = opened
     return image
 

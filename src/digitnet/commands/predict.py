@@ -40,6 +40,8 @@ An IDX image file or a .npy array of shape (28, 28), (N, 28, 28) or (N, 784) giv
 per image, named FILE[i].
 
 Probabilities are the network's ten sigmoid outputs divided by their sum, so they add up to 1.
+A file that cannot be read, or holds no digit, gets one line on stderr while the others are
+still answered; the exit status is then 1.
 """
 
 
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if entry.error is not None:
             print(f"digitnet: error: {entry.error}", file=sys.stderr)
     if args.json:
-        print_json(json_summary(model, entries, answered, prediction))
+        print_json(json_summary(model, entries, prediction))
     else:
         for line in format_answers(answered, prediction):
             print(line)
@@ -191,16 +193,19 @@ def format_answers(answered: list[Entry], prediction: Prediction | None) -> list
 
 
 def json_summary(
-    model: Model, entries: list[Entry], answered: list[Entry], prediction: Prediction | None
+    model: Model, entries: list[Entry], prediction: Prediction | None
 ) -> dict[str, Any]:
-    """Answers and errors in the order of the files on the command line."""
-    rows = {id(entry): row for row, entry in enumerate(answered)}
+    """Answers and errors in the order of the files on the command line.
+
+    The answered entries are the prediction's rows, in order.
+    """
+    rows = iter(range(0 if prediction is None else len(prediction.labels)))
     results: list[dict[str, Any]] = []
     for entry in entries:
         if entry.error is not None or prediction is None:
             results.append({"file": entry.name, "error": entry.error})
             continue
-        ranked = candidates(prediction, rows[id(entry)])
+        ranked = candidates(prediction, next(rows))
         results.append(
             {
                 "file": entry.name,
