@@ -46,3 +46,25 @@ def small_dataset(mnist: Dataset, n_train: int = 600, n_test: int = 200) -> Data
         mnist.test_images[:n_test],
         mnist.test_labels[:n_test],
     )
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A network trained for three epochs on the bundled MNIST (a few seconds)."""
+    from digitnet.cli import main
+
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    assert main(["train", "--epochs", "3", "--quiet", "--output", str(path)]) == 0
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly when the browser test did not run, so a skip is never mistaken for a pass."""
+    reasons = {
+        str(report.longrepr[2])
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and "BROWSER TEST SKIPPED" in report.longrepr[2]
+    }
+    for reason in sorted(reasons):
+        message = reason.split("BROWSER TEST SKIPPED", 1)[1].lstrip(": ")
+        terminalreporter.write_sep("!", f"BROWSER TEST SKIPPED: {message}", red=True, bold=True)

@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from digitnet import __version__
-from digitnet.commands import evaluate, predict, report, show, train
+from digitnet.commands import evaluate, predict, report, serve, show, train
 from digitnet.train import TrainingDivergedError
 
-COMMANDS = (train, evaluate, predict, show, report)
+COMMANDS = (train, evaluate, predict, show, report, serve)
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 

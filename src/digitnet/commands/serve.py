@@ -1,0 +1,104 @@
+"""`digitnet serve`: the draw-a-digit page on a local web server (waitress)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import sys
+import webbrowser
+from typing import Any
+
+from waitress.server import create_server
+
+from digitnet.commands.common import resolve_model_path
+from digitnet.web.app import create_app
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+THREADS = 8
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="draw digits in a browser and watch the network answer",
+        description="Serve a local web page where you draw a digit and see the prediction, "
+        "the 28x28 image the network sees and its hidden activations.",
+    )
+    parser.add_argument(
+        "--model", metavar="M", help="model file (default: the ready model bundled with digitnet)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=8000,
+        help="port to listen on; 0 picks a free one (default: 8000)",
+    )
+    parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+    parser.set_defaults(run=run)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
+def run(args: argparse.Namespace) -> int:
+    model = resolve_model_path(args.model)
+    app = create_app(model)
+    # waitress logs a warning for every request that waits for a free thread; under load that
+    # floods the terminal without telling the user anything they can act on.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    server = listen(app, args.host, args.port)
+    url = page_url(args.host, bound_port(server))
+
+    if args.host not in LOOPBACK_HOSTS:
+        print(
+            f"digitnet: warning: listening on {args.host}, not only on this computer: "
+            "anyone who can reach this address can use the page",
+            file=sys.stderr,
+        )
+    print(f"serving {model.name} at {url}", flush=True)
+    print("press Ctrl-C to stop", file=sys.stderr, flush=True)
+    if args.open:
+        webbrowser.open(url)
+
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.close()
+    return 0
+
+
+def listen(app: Any, host: str, port: int) -> Any:
+    """A waitress server bound to host:port, or an OSError naming the address."""
+    try:
+        return create_server(app, host=host, port=port, threads=THREADS)
+    except OSError as exc:
+        reason = exc.strerror or os.strerror(exc.errno or errno.EADDRNOTAVAIL)
+        raise OSError(exc.errno, reason, f"{host}:{port}") from None
+
+
+def bound_port(server: Any) -> int:
+    """The port the server listens on; a host name with several addresses gives several."""
+    if hasattr(server, "effective_port"):
+        return int(server.effective_port)
+    return int(server.effective_listen[0][1])
+
+
+def page_url(host: str, port: int) -> str:
+    """The address to print and open; IPv6 hosts are bracketed."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
