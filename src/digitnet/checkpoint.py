@@ -9,8 +9,6 @@ renamed into place, so an interrupted save never leaves a half-written model.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from digitnet.files import write_atomically
 from digitnet.network import Network, check_params
 
 FORMAT_VERSION = 1
@@ -37,23 +36,6 @@ def save_model(path: str | Path, network: Network, metadata: dict[str, Any]) -> 
     arrays: dict[str, NDArray[Any]] = {**network.params, METADATA_KEY: blob}
     write_atomically(path, lambda handle: np.savez(handle, allow_pickle=False, **arrays))
     return path
-
-
-def write_atomically(path: Path, write: Any) -> None:
-    """Call write(handle) on a temporary file in path's folder, then rename it over path."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: folder {folder} does not exist")
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def load_model(path: str | Path) -> tuple[Network, dict[str, Any]]:
@@ -115,4 +97,11 @@ def parse_metadata(path: Path, blob: NDArray[Any] | None) -> dict[str, Any]:
     return metadata
 
 
-__all__ = ["FORMAT_VERSION", "ModelFileError", "check_params", "load_model", "save_model"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ModelFileError",
+    "check_params",
+    "load_model",
+    "save_model",
+    "write_atomically",
+]

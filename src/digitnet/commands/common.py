@@ -47,3 +47,7 @@ def print_json(summary: dict[str, Any]) -> None:
 
 def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+class UsageError(ValueError):
+    """A flag's value is not allowed; found after parsing, so argparse could not report it."""
