@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -151,9 +152,11 @@ def read_npy_header(
             else np.lib.format.read_array_header_2_0
         )
         shape, fortran_order, dtype = read_header(member, max_header_size=MAX_NPY_HEADER)
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
+    except ModelFileError:
+        raise
+    except (ValueError, SyntaxError, tokenize.TokenError, RecursionError) as exc:
+        # NOTE: numpy tokenizes version 1 and 2 headers before it parses them, and a mangled
+        # header can fail in the tokenizer (TokenError) as well as in the parser.
         raise ModelFileError(f"{path}: array {name} has a malformed header ({exc})") from None
     if dtype.hasobject:
         raise ModelFileError(
