@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -169,8 +170,13 @@ def test_a_real_process_prints_no_traceback_and_exits_with_status_1(tmp_path: Pa
     assert result.stderr == f"digitnet: error: {tmp_path / 'nope.npz'}: no such model file\n"
 
 
-def test_sigint_during_training_exits_130_and_leaves_no_file(
-    tmp_path: Path, small_data: Path
+@pytest.mark.parametrize(
+    ("signum", "status", "message"),
+    [(signal.SIGINT, 130, "digitnet: interrupted"), (signal.SIGTERM, 143, "digitnet: terminated")],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_signal_during_training_exits_quietly_and_leaves_no_file(
+    tmp_path: Path, small_data: Path, signum: int, status: int, message: str
 ) -> None:
     output = tmp_path / "m.npz"
     argv = ["train", "--data", str(small_data), "--epochs", "1000", "--validation-size", "500"]
@@ -183,8 +189,26 @@ def test_sigint_during_training_exits_130_and_leaves_no_file(
     first_epoch = ""
     while "epoch " not in first_epoch and process.poll() is None:
         first_epoch = process.stderr.readline()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     err = first_epoch + process.stderr.read()
-    assert process.wait(timeout=30) == 130
-    assert err.splitlines()[-1] == "digitnet: interrupted" and "Traceback" not in err
+    assert process.wait(timeout=30) == status
+    assert err.splitlines()[-1] == message and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_closed_early_exits_141_without_a_message(tmp_path: Path, small_data: Path) -> None:
+    model = tmp_path / "m.npz"
+    assert train_small(small_data, model, "--quiet") == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `digitnet evaluate | head -0`: every write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "digitnet", "evaluate", str(model), "--data", str(small_data)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == ""

@@ -9,6 +9,9 @@ instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -25,6 +28,8 @@ EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+EXIT_TERMINATED = 143
 EXIT_STATUSES = {
     EXIT_OK: "success",
     EXIT_ERROR: "bad input: a missing, unreadable or malformed file, or a failed save",
@@ -32,7 +37,13 @@ EXIT_STATUSES = {
     EXIT_DIVERGED: "training diverged: the loss became NaN or infinite",
     EXIT_INTERNAL: "internal error: a bug in digitnet; rerun with --debug and report it",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C",
+    EXIT_BROKEN_PIPE: "output closed early, e.g. piped into head; nothing is printed",
+    EXIT_TERMINATED: "stopped by SIGTERM",
 }
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that saves clean up as they do on Ctrl-C."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -73,7 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except (Exception, KeyboardInterrupt) as exc:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except (Exception, KeyboardInterrupt, Terminated) as exc:
         if args.debug:
             raise
         status, message = describe_failure(exc)
@@ -85,6 +100,8 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     """The exit status and the one line that report exc."""
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "digitnet: interrupted"
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED, "digitnet: terminated"
     if isinstance(exc, UsageError):
         return EXIT_USAGE, f"digitnet: error: {one_line(str(exc))}"
     if isinstance(exc, TrainingDivergedError):
@@ -110,6 +127,17 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def entry_point() -> None:
-    """The console script: exit with main()'s status."""
+    """The console script: exit with main()'s status; SIGTERM unwinds like Ctrl-C."""
+    signal.signal(signal.SIGTERM, terminate)
     sys.exit(main())
