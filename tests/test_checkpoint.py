@@ -195,6 +195,7 @@ def test_load_refuses_an_extra_array(tmp_path: Path, network: Network) -> None:
         (np.uint8, "has dtype uint8, expected float32 or float64"),
         (np.complex64, "has dtype complex64, which a model never holds"),
     ],
+    ids=["int32", "float16", "uint8", "complex64"],
 )
 def test_load_refuses_parameters_of_the_wrong_dtype(
     tmp_path: Path, network: Network, dtype: type, message: str
@@ -243,6 +244,21 @@ def test_a_newer_format_version_asks_for_a_newer_digitnet(tmp_path: Path, networ
         ({"test_accuracy": "98%"}, r"'test_accuracy' must be int or float or null, got '98%'"),
         ({"val_accuracy": False}, r"'val_accuracy' must be int or float or null, got False"),
     ],
+    ids=[
+        "version-bool",
+        "version-string",
+        "sizes-null",
+        "sizes-string",
+        "sizes-float",
+        "sizes-bool",
+        "sizes-huge",
+        "sizes-one-layer",
+        "sizes-not-784-to-10",
+        "history-object",
+        "config-list",
+        "accuracy-string",
+        "accuracy-bool",
+    ],
 )
 def test_load_refuses_metadata_of_the_wrong_types(
     tmp_path: Path, network: Network, change: dict[str, Any], message: str
@@ -261,6 +277,7 @@ def test_load_refuses_metadata_of_the_wrong_types(
         (b"[1, 2, 3]", r"metadata must be a JSON object, got a list"),
         (b"[" * 100_000 + b"]" * 100_000, r"metadata is JSON nested too deeply to read"),
     ],
+    ids=["not-json", "not-utf8", "not-an-object", "nested-too-deeply"],
 )
 def test_load_refuses_malformed_metadata(
     tmp_path: Path, network: Network, blob: bytes, message: str
