@@ -402,3 +402,8 @@ def test_a_header_that_breaks_the_tokenizer_is_refused(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "open.npz", {"W1.npy": member})
     with pytest.raises(ModelFileError, match=r"open.npz: array W1 has a malformed header"):
         load_model(path)
+
+
+def test_a_device_is_not_mistaken_for_a_missing_file() -> None:
+    with pytest.raises(ModelFileError, match=r"/dev/null: not a regular file, expected a .npz"):
+        load_model("/dev/null")

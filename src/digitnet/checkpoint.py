@@ -79,8 +79,10 @@ def read_arrays(path: Path, max_bytes: int) -> dict[str, NDArray[Any]]:
     declares before reading the data, and could unpickle. Here sizes and dtypes are checked
     against the archive first, and the data is only ever interpreted as plain numbers.
     """
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a regular file, expected a .npz model file")
     try:
         with path.open("rb") as handle:
             signature = handle.read(4)
@@ -90,7 +92,8 @@ def read_arrays(path: Path, max_bytes: int) -> dict[str, NDArray[Any]]:
             members = check_members(path, archive, max_bytes)
             return {name: read_member(path, archive, name, info) for name, info in members.items()}
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: not a readable .npz model file ({exc})") from None
+        reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else exc
+        raise ModelFileError(f"{path}: not a readable .npz model file ({reason})") from None
     except NotImplementedError as exc:
         raise ModelFileError(f"{path}: uses a zip feature digitnet does not read ({exc})") from None
 

@@ -66,7 +66,11 @@ def folder_of(path: Path) -> Path:
 
 
 def current_umask() -> int:
-    """The process umask; mkstemp creates files readable by their owner only, saves should not."""
+    """The process umask; mkstemp creates files readable by their owner only, saves should not.
+
+    NOTE: reading the umask means setting it and back, which is not atomic; digitnet saves
+    from the main thread only.
+    """
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

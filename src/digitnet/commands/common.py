@@ -12,6 +12,10 @@ from typing import Any
 DEFAULT_MODEL = "digitnet-model.npz"
 
 
+class UsageError(ValueError):
+    """A flag's value is not allowed; found after parsing, so argparse could not report it."""
+
+
 def bundled_model_path() -> Path:
     """The ready-trained seed model that ships inside the package."""
     return Path(str(resources.files("digitnet") / "models" / "seed.npz"))
@@ -47,7 +51,3 @@ def print_json(summary: dict[str, Any]) -> None:
 
 def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f}%"
-
-
-class UsageError(ValueError):
-    """A flag's value is not allowed; found after parsing, so argparse could not report it."""
