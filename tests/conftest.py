@@ -16,6 +16,12 @@ def mnist() -> Dataset:
     return load_dataset()
 
 
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory: pytest.TempPathFactory, mnist: Dataset) -> Path:
+    """A folder of 2000 training and 500 test images in MNIST layout."""
+    return write_dataset(tmp_path_factory.mktemp("data"), small_dataset(mnist, 2000, 500))
+
+
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
     """The IDX encoding of a uint8 array with the given magic number."""
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import small_dataset, write_dataset
 from digitnet.checkpoint import load_model
-from digitnet.cli import main
-from digitnet.data import Dataset
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory: pytest.TempPathFactory, mnist: Dataset) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("data"), small_dataset(mnist, 2000, 500))
+from digitnet.cli import EXIT_STATUSES, main
+from digitnet.commands import evaluate
 
 
 def train_small(small_data: Path, output: Path, *extra: str) -> int:
@@ -71,21 +69,34 @@ def test_missing_data_folder_is_one_line_error(tmp_path: Path, capsys) -> None:
 def test_diverging_training_suggests_a_lower_learning_rate(
     tmp_path: Path, small_data: Path, capsys
 ) -> None:
-    assert train_small(small_data, tmp_path / "m.npz", "--learning-rate", "1e36") == 1
-    assert "lower learning rate" in capsys.readouterr().err
+    assert train_small(small_data, tmp_path / "m.npz", "--learning-rate", "1e36") == 3
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("digitnet: error: training diverged: the loss became ")
+    assert "lower learning rate" in last
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_bad_flag_values_exit_with_status_2(capsys) -> None:
+def test_bad_flag_values_exit_with_status_2_in_one_line(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--epochs", "many"])
     assert exit_info.value.code == 2
-    assert "invalid int value: 'many'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid int value: 'many'" in err
+    assert err.startswith("digitnet train: error: ") and "digitnet train --help" in err
 
 
-def test_invalid_setting_is_a_one_line_error(capsys) -> None:
-    assert main(["train", "--batch-size", "0", "--quiet"]) == 1
-    assert "invalid batch size: 0" in capsys.readouterr().err
+def test_unknown_command_exits_with_status_2_in_one_line(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["trian"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice: 'trian'" in err
+
+
+def test_invalid_setting_is_a_one_line_usage_error_with_status_2(capsys) -> None:
+    assert main(["train", "--batch-size", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "batch size must be at least 1, got 0" in err
 
 
 def test_help_lists_every_flag_with_its_default(capsys) -> None:
@@ -95,3 +106,109 @@ def test_help_lists_every_flag_with_its_default(capsys) -> None:
     for flag in ("--epochs", "--batch-size", "--learning-rate", "--hidden", "--seed", "--output"):
         assert flag in text
     assert "(default: 0.5)" in text
+
+
+def test_every_exit_status_is_listed_in_the_help(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for status, meaning in EXIT_STATUSES.items():
+        assert f"{status:>3}  {meaning}" in text
+
+
+def test_an_unexpected_exception_is_an_internal_error_with_status_4(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def buggy(path: Path) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(evaluate, "load_model", buggy)
+    assert main(["evaluate", "any.npz"]) == 4
+    err = capsys.readouterr().err
+    assert err == (
+        "digitnet: internal error: ZeroDivisionError: division by zero; "
+        "rerun with --debug to see where, and report it\n"
+    )
+
+
+def test_running_out_of_memory_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def exhausted(path: Path) -> None:
+        raise MemoryError()
+
+    monkeypatch.setattr(evaluate, "load_model", exhausted)
+    assert main(["evaluate", "any.npz"]) == 1
+    assert capsys.readouterr().err.startswith("digitnet: error: out of memory; try a smaller")
+
+
+def test_ctrl_c_is_reported_in_one_line_with_status_130(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def interrupted(path: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "load_model", interrupted)
+    assert main(["evaluate", "any.npz"]) == 130
+    assert capsys.readouterr().err == "digitnet: interrupted\n"
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_debug_shows_the_traceback_wherever_the_flag_is(tmp_path: Path, position: str) -> None:
+    command = ["evaluate", str(tmp_path / "nope.npz")]
+    argv = ["--debug", *command] if position == "before" else [*command, "--debug"]
+    with pytest.raises(ValueError, match=r"nope.npz: no such model file"):
+        main(argv)
+
+
+def run_digitnet(*argv: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "digitnet", *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_a_real_process_prints_no_traceback_and_exits_with_status_1(tmp_path: Path) -> None:
+    result = run_digitnet("evaluate", str(tmp_path / "nope.npz"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"digitnet: error: {tmp_path / 'nope.npz'}: no such model file\n"
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "message"),
+    [(signal.SIGINT, 130, "digitnet: interrupted"), (signal.SIGTERM, 143, "digitnet: terminated")],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_signal_during_training_exits_quietly_and_leaves_no_file(
+    tmp_path: Path, small_data: Path, signum: int, status: int, message: str
+) -> None:
+    output = tmp_path / "m.npz"
+    argv = ["train", "--data", str(small_data), "--epochs", "1000", "--validation-size", "500"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digitnet", *argv, "--output", str(output)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first_epoch = ""
+    while "epoch " not in first_epoch and process.poll() is None:
+        first_epoch = process.stderr.readline()
+    process.send_signal(signum)
+    err = first_epoch + process.stderr.read()
+    assert process.wait(timeout=30) == status
+    assert err.splitlines()[-1] == message and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_closed_early_exits_141_without_a_message(tmp_path: Path, small_data: Path) -> None:
+    model = tmp_path / "m.npz"
+    assert train_small(small_data, model, "--quiet") == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `digitnet evaluate | head -0`: every write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "digitnet", "evaluate", str(model), "--data", str(small_data)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from digitnet.data import (
     Dataset,
     bundled_data_dir,
     load_dataset,
+    read_idx,
     read_images,
     read_labels,
     scale_pixels,
@@ -78,7 +81,7 @@ def test_reader_rejects_a_truncated_gzip_stream(tmp_path: Path) -> None:
 
 def test_reader_rejects_labels_outside_0_to_9(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "labels", np.array([1, 2, 12], dtype=np.uint8), 2049)
-    with pytest.raises(DataError, match=r"label 12 is outside 0-9"):
+    with pytest.raises(DataError, match=r"labels: 1 labels are outside 0-9, the first is 12 at"):
         read_labels(path)
 
 
@@ -117,3 +120,151 @@ def test_validation_split_holds_out_the_last_images(mnist: Dataset) -> None:
     assert np.array_equal(val_y, mnist.train_labels[55000:])
     with pytest.raises(ValueError, match=r"validation size must be between 0 and 59999"):
         split_validation(mnist.train_images, mnist.train_labels, 60000)
+
+
+def header(code: int, dims: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, code, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def test_reader_rejects_a_zero_byte_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty: the file is empty, expected an IDX file"):
+        read_images(path)
+
+
+def test_reader_rejects_a_gzip_file_of_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "empty.gz"
+    path.write_bytes(gzip.compress(b""))
+    with pytest.raises(DataError, match=r"empty.gz: the file is empty"):
+        read_labels(path)
+
+
+def test_reader_rejects_a_file_that_is_not_idx(tmp_path: Path) -> None:
+    path = tmp_path / "digit.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(DataError, match=r"digit.png: starts with bytes 89 50 4e 47, expected an"):
+        read_images(path)
+
+
+def test_reader_names_an_unsupported_data_type(tmp_path: Path) -> None:
+    path = tmp_path / "shorts"
+    path.write_bytes(header(0x0B, (2, 28, 28)) + bytes(2 * 28 * 28 * 2))
+    expected = r"shorts: data type 0x0B \(int16\) is not supported, expected 0x08 unsigned byte"
+    with pytest.raises(DataError, match=expected):
+        read_images(path)
+
+
+def test_reader_names_an_unknown_data_type(tmp_path: Path) -> None:
+    path = tmp_path / "odd"
+    path.write_bytes(header(0x0A, (3,)) + bytes(3))
+    with pytest.raises(DataError, match=r"data type 0x0A, not an IDX type, expected 0x08"):
+        read_labels(path)
+
+
+def test_reader_rejects_a_header_cut_inside_its_dimensions(tmp_path: Path) -> None:
+    path = tmp_path / "cut"
+    path.write_bytes(header(0x08, (3, 28, 28))[:9])
+    with pytest.raises(DataError, match=r"cut: header declares 3 dimensions but ends after 1"):
+        read_images(path)
+
+
+def test_reader_rejects_a_header_with_no_dimensions(tmp_path: Path) -> None:
+    path = tmp_path / "flat"
+    path.write_bytes(bytes([0, 0, 8, 0]))
+    with pytest.raises(DataError, match=r"flat: header declares 0 dimensions"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
+def test_reader_rejects_bytes_after_the_declared_data(tmp_path: Path, compress: bool) -> None:
+    data = idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8), 2051) + b"extra"
+    path = tmp_path / "padded"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    with pytest.raises(DataError, match=r"need 2352 bytes of data, found more \(padded file"):
+        read_images(path)
+
+
+@pytest.mark.parametrize(
+    "dims",
+    [(2**32 - 1, 2**32 - 1, 2**32 - 1), (65536, 65536, 65536, 65536), (1 << 16, 1 << 15)],
+    ids=["huge", "overflows-int64-to-zero", "just-over-1-GiB"],
+)
+def test_reader_refuses_absurd_dimensions_before_allocating(
+    tmp_path: Path, dims: tuple[int, ...]
+) -> None:
+    path = tmp_path / "absurd"
+    path.write_bytes(header(0x08, dims))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"absurd: dimensions .* more than the 1073741824"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_the_size_limit_can_be_lowered(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "images", np.zeros((3, 28, 28), dtype=np.uint8), 2051)
+    with pytest.raises(DataError, match=r"declare 2352 bytes of data, more than the 1000"):
+        read_idx(path, max_bytes=1000)
+
+
+def test_a_gzip_bomb_is_read_only_as_far_as_its_header_declares(tmp_path: Path) -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    chunks = [packer.compress(idx_bytes(np.zeros((1, 28, 28), dtype=np.uint8), 2051))]
+    chunks += [packer.compress(bytes(1 << 20)) for _ in range(64)]
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(b"".join(chunks) + packer.flush())
+    assert path.stat().st_size < 100_000
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"need 784 bytes of data, found more"):
+            read_images(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_reader_rejects_a_gzip_file_with_a_wrong_checksum(tmp_path: Path) -> None:
+    data = bytearray(gzip.compress(idx_bytes(np.ones((2, 28, 28), dtype=np.uint8), 2051)))
+    data[-8] ^= 0xFF  # the CRC-32 of the trailer
+    path = tmp_path / "crc.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"crc.gz: cannot read: corrupt gzip data \(CRC check"):
+        read_images(path)
+
+
+def test_reader_names_a_folder_given_as_a_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"cannot read: is a directory"):
+        read_images(tmp_path)
+
+
+def test_loader_rejects_more_labels_than_images(tmp_path: Path, mnist: Dataset) -> None:
+    small = small_dataset(mnist, 50, 20)
+    small.train_labels = mnist.train_labels[:51]
+    with pytest.raises(DataError, match=r"50 train images but 51 labels"):
+        load_dataset(write_dataset(tmp_path / "bad", small))
+
+
+def test_loader_rejects_a_split_without_images(tmp_path: Path, mnist: Dataset) -> None:
+    small = small_dataset(mnist, 50, 0)
+    with pytest.raises(DataError, match=r"bad: the test files hold no images"):
+        load_dataset(write_dataset(tmp_path / "bad", small))
+
+
+def test_loader_rejects_images_that_are_not_28_by_28(tmp_path: Path, mnist: Dataset) -> None:
+    small = small_dataset(mnist, 50, 20)
+    small.train_images = np.zeros((50, 14, 56), dtype=np.uint8)
+    with pytest.raises(DataError, match=r"train images are \(14, 56\), expected \(28, 28\)"):
+        load_dataset(write_dataset(tmp_path / "bad", small))
+
+
+def test_loader_names_an_unreadable_checksum_list(tmp_path: Path, mnist: Dataset) -> None:
+    folder = write_dataset(tmp_path / "summed", small_dataset(mnist, 50, 20))
+    (folder / "SHA256SUMS.raw").write_bytes(b"\xff\xfe" * 100)
+    with pytest.raises(DataError, match=r"SHA256SUMS.raw: cannot read the checksum list"):
+        load_dataset(folder)

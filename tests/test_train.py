@@ -63,5 +63,5 @@ def test_a_diverging_run_stops_with_advice(mnist: Dataset) -> None:
     ("field", "value"), [("epochs", 0), ("batch_size", 0), ("learning_rate", -1.0), ("hidden", 0)]
 )
 def test_config_rejects_nonsense_values(field: str, value: float) -> None:
-    with pytest.raises(ValueError, match=f"invalid {field.replace('_', ' ')}"):
+    with pytest.raises(ValueError, match=f"{field.replace('_', ' ')} must be .*, got {value}"):
         TrainConfig(**{field: value})

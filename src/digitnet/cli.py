@@ -1,62 +1,143 @@
 """The digitnet command line: build_parser() and main(argv) -> exit status.
 
-Results go to stdout, progress and messages to stderr. Every user error is one line,
-"digitnet: error: ...", with exit status 1; a bad flag exits with status 2 (argparse).
+Results go to stdout, progress and messages to stderr. Every error is one line on stderr,
+"digitnet: error: ...", naming the file or value, what was expected and what was found; the
+exit status says what kind of error it was (EXIT_STATUSES). `--debug` shows the traceback
+instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from digitnet import __version__
 from digitnet.commands import evaluate, predict, report, serve, show, train
+from digitnet.commands.common import UsageError
 from digitnet.train import TrainingDivergedError
 
 COMMANDS = (train, evaluate, predict, show, report, serve)
+EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+EXIT_TERMINATED = 143
+EXIT_STATUSES = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "bad input: a missing, unreadable or malformed file, or a failed save",
+    EXIT_USAGE: "bad command line: unknown flag, missing argument or invalid flag value",
+    EXIT_DIVERGED: "training diverged: the loss became NaN or infinite",
+    EXIT_INTERNAL: "internal error: a bug in digitnet; rerun with --debug and report it",
+    EXIT_INTERRUPTED: "interrupted by Ctrl-C",
+    EXIT_BROKEN_PIPE: "output closed early, e.g. piped into head; nothing is printed",
+    EXIT_TERMINATED: "stopped by SIGTERM",
+}
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that saves clean up as they do on Ctrl-C."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other digitnet error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subcommand per module in COMMANDS."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="digitnet",
         description="Train, evaluate and use a handwritten-digit network written in NumPy.",
+        epilog=exit_status_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        # SUPPRESS keeps a `digitnet --debug COMMAND` from being reset by the subcommand.
+        subparser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
+
+
+def exit_status_help() -> str:
+    lines = [f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES.items()]
+    return "exit status:\n" + "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one digitnet command; return its exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args)
-    except KeyboardInterrupt:
-        print("digitnet: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (ValueError, OSError, TrainingDivergedError) as exc:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except (Exception, KeyboardInterrupt, Terminated) as exc:
         if args.debug:
             raise
-        print(f"digitnet: error: {describe_error(exc)}", file=sys.stderr)
-        return EXIT_ERROR
+        status, message = describe_failure(exc)
+        print(message, file=sys.stderr)
     return status
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one line that report exc."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "digitnet: interrupted"
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED, "digitnet: terminated"
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE, f"digitnet: error: {one_line(str(exc))}"
+    if isinstance(exc, TrainingDivergedError):
+        return EXIT_DIVERGED, f"digitnet: error: training diverged: {one_line(str(exc))}"
+    if isinstance(exc, MemoryError):
+        hint = "try a smaller dataset, batch size or network"
+        return EXIT_ERROR, f"digitnet: error: out of memory; {hint}"
+    if isinstance(exc, (ValueError, OSError)):
+        return EXIT_ERROR, f"digitnet: error: {describe_error(exc)}"
+    name = type(exc).__name__
+    hint = "rerun with --debug to see where, and report it"
+    return EXIT_INTERNAL, f"digitnet: internal error: {name}: {one_line(str(exc))}; {hint}"
 
 
 def describe_error(exc: BaseException) -> str:
     """One line for an exception: OS errors name their file, others carry their own message."""
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {(exc.strerror or str(exc)).lower()}"
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return one_line(str(exc)) or type(exc).__name__
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def entry_point() -> None:
-    """The console script: exit with main()'s status."""
+    """The console script: exit with main()'s status; SIGTERM unwinds like Ctrl-C."""
+    signal.signal(signal.SIGTERM, terminate)
     sys.exit(main())

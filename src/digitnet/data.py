@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +23,18 @@ from numpy.typing import NDArray
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 UNSIGNED_BYTE = 0x08
-MAX_VALUES = 1 << 31
+IDX_TYPES = {
+    0x08: "unsigned byte",
+    0x09: "signed byte",
+    0x0B: "int16",
+    0x0C: "int32",
+    0x0D: "float32",
+    0x0E: "float64",
+}
+MAX_DATA_BYTES = 1 << 30  # 1 GiB; all of MNIST's training images take 47 MB
+READ_CHUNK = 1 << 20
+GZIP_SIGNATURE = b"\x1f\x8b"
+MAX_SUMS_BYTES = 1 << 16
 FILE_STEMS = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -50,24 +63,99 @@ def bundled_data_dir() -> Path:
     return Path(str(resources.files("digitnet") / "_data" / "mnist"))
 
 
-def read_idx(path: str | Path, expected_magic: int | None = None) -> NDArray[np.uint8]:
-    """Read an unsigned-byte IDX file, raw or gzipped, checking its header against its size."""
+def read_idx(
+    path: str | Path, expected_magic: int | None = None, max_bytes: int = MAX_DATA_BYTES
+) -> NDArray[np.uint8]:
+    """Read an unsigned-byte IDX file, raw or gzipped, checking its header against its size.
+
+    The header is read and checked first; then at most the declared number of bytes plus one
+    is read, so neither a lying header nor a gzip bomb makes the reader allocate more than
+    the header declares, and a header declaring more than max_bytes is refused outright.
+    """
     path = Path(path)
     try:
-        raw = read_bytes(path)
+        with open_idx(path) as stream:
+            dims, size = read_header(stream, str(path), expected_magic, max_bytes)
+            data = read_data(stream, str(path), dims, size)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read: {describe_os_error(exc)}") from None
-    return parse_idx(raw, str(path), expected_magic)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when they start with the gzip signature."""
+def open_idx(path: Path) -> BinaryIO:
+    """The file's byte stream, decompressed when it starts with the gzip signature."""
     with path.open("rb") as handle:
-        is_gzip = handle.read(2) == b"\x1f\x8b"
-    if not is_gzip:
-        return path.read_bytes()
-    with gzip.open(path, "rb") as stream:
-        return stream.read()
+        is_gzip = handle.read(2) == GZIP_SIGNATURE
+    if is_gzip:
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def read_header(
+    stream: BinaryIO, name: str, expected_magic: int | None, max_bytes: int
+) -> tuple[tuple[int, ...], int]:
+    """Check the magic number and read the dimensions; return them and the data size."""
+    first = stream.read(4)
+    check_magic(first, name, expected_magic)
+    ndim = first[3]
+    if ndim == 0:
+        raise DataError(f"{name}: header declares 0 dimensions, expected 1 or more")
+    packed = stream.read(4 * ndim)
+    if len(packed) < 4 * ndim:
+        raise DataError(
+            f"{name}: header declares {ndim} dimensions but ends after {len(packed) // 4}"
+        )
+    dims = tuple(int.from_bytes(packed[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+    size = math.prod(dims)  # Python integers: a product of 255 uint32s cannot overflow
+    if size > max_bytes:
+        raise DataError(
+            f"{name}: dimensions {dims} declare {size} bytes of data, more than the "
+            f"{max_bytes} digitnet reads (corrupt header?)"
+        )
+    return dims, size
+
+
+def check_magic(first: bytes, name: str, expected_magic: int | None) -> None:
+    """Raise DataError unless the first 4 bytes start an unsigned-byte IDX file as expected."""
+    if len(first) == 0:
+        raise DataError(f"{name}: the file is empty, expected an IDX file")
+    if len(first) < 4:
+        raise DataError(f"{name}: {len(first)} bytes is too short for an IDX header")
+    if first[0] != 0 or first[1] != 0:
+        raise DataError(
+            f"{name}: starts with bytes {first.hex(' ')}, expected an IDX file starting 00 00; "
+            "is it an IDX file?"
+        )
+    code = first[2]
+    if code != UNSIGNED_BYTE:
+        known = f" ({IDX_TYPES[code]})" if code in IDX_TYPES else ", not an IDX type"
+        support = " is not supported" if code in IDX_TYPES else ""
+        raise DataError(
+            f"{name}: data type 0x{code:02X}{known}{support}, expected 0x08 unsigned byte"
+        )
+    magic = int.from_bytes(first, "big")
+    if expected_magic is not None and magic != expected_magic:
+        raise DataError(
+            f"{name}: magic number {magic} (0x{magic:08x}), expected {expected_magic} "
+            f"(0x{expected_magic:08x}); is this the right IDX file?"
+        )
+
+
+def read_data(stream: BinaryIO, name: str, dims: tuple[int, ...], size: int) -> bytearray:
+    """Read the size data bytes, reading at most one more to tell whether the file goes on."""
+    data = bytearray()
+    while len(data) <= size:
+        chunk = stream.read(min(READ_CHUNK, size + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) != size:
+        found = str(len(data)) if len(data) < size else "more"
+        problem = "truncated file?" if len(data) < size else "padded file or wrong header?"
+        raise DataError(
+            f"{name}: dimensions {dims} need {size} bytes of data, found {found} ({problem})"
+        )
+    return data
 
 
 def describe_os_error(exc: BaseException) -> str:
@@ -79,32 +167,9 @@ def describe_os_error(exc: BaseException) -> str:
     return f"corrupt gzip data ({exc})"
 
 
-def parse_idx(raw: bytes, name: str, expected_magic: int | None = None) -> NDArray[np.uint8]:
-    """Decode IDX bytes into an array; name is used in error messages."""
-    if len(raw) < 4:
-        raise DataError(f"{name}: {len(raw)} bytes is too short for an IDX header")
-    magic = int.from_bytes(raw[:4], "big")
-    if expected_magic is not None and magic != expected_magic:
-        raise DataError(
-            f"{name}: magic number {magic} (0x{magic:08x}), expected {expected_magic} "
-            f"(0x{expected_magic:08x}); is this the right IDX file?"
-        )
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != UNSIGNED_BYTE:
-        raise DataError(f"{name}: magic number 0x{magic:08x} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    header_size = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header_size:
-        raise DataError(f"{name}: header declares {ndim} dimensions but is cut short")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(dims, dtype=np.int64)) if dims else 0
-    if count > MAX_VALUES:
-        raise DataError(f"{name}: dimensions {dims} are too large")
-    if len(raw) - header_size != count:
-        raise DataError(
-            f"{name}: dimensions {dims} need {count} bytes of data, found "
-            f"{len(raw) - header_size} (truncated or padded file?)"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
+def idx_header(magic: int, shape: tuple[int, ...]) -> bytes:
+    """The IDX header bytes of an array of the given shape."""
+    return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
 
 
 def read_images(path: str | Path) -> NDArray[np.uint8]:
@@ -120,8 +185,13 @@ def read_labels(path: str | Path) -> NDArray[np.uint8]:
     labels = read_idx(path, LABELS_MAGIC)
     if labels.ndim != 1:
         raise DataError(f"{path}: labels must have 1 dimension, found shape {labels.shape}")
-    if labels.size and labels.max() > 9:
-        raise DataError(f"{path}: label {int(labels.max())} is outside 0-9")
+    outside = np.flatnonzero(labels > 9)
+    if outside.size:
+        first = int(outside[0])
+        raise DataError(
+            f"{path}: {outside.size} labels are outside 0-9, the first is {labels[first]} "
+            f"at index {first}"
+        )
     return labels
 
 
@@ -147,9 +217,11 @@ def load_dataset(directory: str | Path | None = None) -> Dataset:
     arrays = {}
     for key, stem in FILE_STEMS.items():
         path = find_file(folder, stem)
-        arrays[key] = read_images(path) if key.endswith("images") else read_labels(path)
+        is_images = key.endswith("images")
+        arrays[key] = read_images(path) if is_images else read_labels(path)
         if stem in sums:
-            verify_checksum(path, sums[stem])
+            magic = IMAGES_MAGIC if is_images else LABELS_MAGIC
+            verify_checksum(path, idx_header(magic, arrays[key].shape), arrays[key], sums[stem])
     dataset = Dataset(**arrays)
     check_pairs(dataset, folder)
     return dataset
@@ -159,17 +231,29 @@ def read_checksums(path: Path) -> dict[str, str]:
     """Map file name to SHA-256 hex digest from a sha256sum-style file, if there is one."""
     if not path.is_file():
         return {}
+    try:
+        if path.stat().st_size > MAX_SUMS_BYTES:
+            raise DataError(f"{path}: larger than {MAX_SUMS_BYTES} bytes; not a checksum list")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the checksum list ({exc})") from None
     sums = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
             sums[parts[1].lstrip("*")] = parts[0].lower()
     return sums
 
 
-def verify_checksum(path: Path, expected: str) -> None:
-    """Raise DataError unless the decompressed bytes of path hash to expected."""
-    actual = hashlib.sha256(read_bytes(path)).hexdigest()
+def verify_checksum(path: Path, header: bytes, values: NDArray[np.uint8], expected: str) -> None:
+    """Raise DataError unless the decompressed file, header and values, hashes to expected.
+
+    read_idx refuses any byte beyond the values, so header + values is the whole file and
+    the file need not be read twice.
+    """
+    digest = hashlib.sha256(header)
+    digest.update(np.ascontiguousarray(values).data)
+    actual = digest.hexdigest()
     if actual != expected:
         raise DataError(f"{path}: SHA-256 {actual[:16]}... does not match {expected[:16]}...")
 
@@ -179,6 +263,8 @@ def check_pairs(dataset: Dataset, folder: Path) -> None:
     for split in ("train", "test"):
         images = getattr(dataset, f"{split}_images")
         labels = getattr(dataset, f"{split}_labels")
+        if images.shape[0] == 0:
+            raise DataError(f"{folder}: the {split} files hold no images")
         if images.shape[0] != labels.shape[0]:
             raise DataError(
                 f"{folder}: {images.shape[0]} {split} images but {labels.shape[0]} labels"

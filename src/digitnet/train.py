@@ -39,17 +39,21 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0 and np.isfinite(self.learning_rate),
-            "hidden": self.hidden >= 1,
-            "validation_size": self.validation_size >= 0,
-            "seed": self.seed >= 0,
+        rules = {
+            "epochs": (self.epochs >= 1, "at least 1"),
+            "batch_size": (self.batch_size >= 1, "at least 1"),
+            "learning_rate": (
+                self.learning_rate > 0 and np.isfinite(self.learning_rate),
+                "a positive finite number",
+            ),
+            "hidden": (self.hidden >= 1, "at least 1"),
+            "validation_size": (self.validation_size >= 0, "0 or more"),
+            "seed": (self.seed >= 0, "0 or more"),
         }
-        for name, ok in checks.items():
+        for name, (ok, rule) in rules.items():
             if not ok:
-                raise ValueError(f"invalid {name.replace('_', ' ')}: {getattr(self, name)}")
+                label = name.replace("_", " ")
+                raise ValueError(f"{label} must be {rule}, got {getattr(self, name)}")
 
     @property
     def sizes(self) -> tuple[int, ...]:

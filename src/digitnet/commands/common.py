@@ -12,6 +12,10 @@ from typing import Any
 DEFAULT_MODEL = "digitnet-model.npz"
 
 
+class UsageError(ValueError):
+    """A flag's value is not allowed; found after parsing, so argparse could not report it."""
+
+
 def bundled_model_path() -> Path:
     """The ready-trained seed model that ships inside the package."""
     return Path(str(resources.files("digitnet") / "models" / "seed.npz"))

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from digitnet.checkpoint import save_model
 from digitnet.commands.common import (
     DEFAULT_MODEL,
+    UsageError,
     add_data_flag,
     add_output_flags,
     percent,
@@ -18,6 +19,7 @@ from digitnet.commands.common import (
     say,
 )
 from digitnet.data import load_dataset, scale_pixels
+from digitnet.files import check_writable
 from digitnet.train import EpochStats, TrainConfig, evaluate, fit
 
 HELP = {
@@ -59,7 +61,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(**{field.name: getattr(args, field.name) for field in fields(TrainConfig)})
+    config = config_from_flags(args)
+    check_writable(args.output)
     dataset = load_dataset(args.data)
     say(args, f"training {config.sizes} on {len(dataset.train_labels)} images: {config.to_dict()}")
 
@@ -91,6 +94,16 @@ def run(args: argparse.Namespace) -> int:
     say(args, f"saved the model to {args.output}")
     report_result(args, test.accuracy, history.to_list())
     return 0
+
+
+def config_from_flags(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the flags ask for; a value it refuses is a usage error."""
+    try:
+        return TrainConfig(
+            **{field.name: getattr(args, field.name) for field in fields(TrainConfig)}
+        )
+    except ValueError as exc:
+        raise UsageError(f"{exc} (see 'digitnet train --help')") from None
 
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:

@@ -1,0 +1,241 @@
+"""Property-based fuzzing of the two file readers: only their documented errors may escape.
+
+The IDX reader may raise DataError and the model loader ModelFileError, and nothing else, for
+any bytes at all. Inputs are random bytes and, more usefully, real files with mutated bytes.
+
+The normal suite runs a bounded, derandomized number of examples per test (the "fuzz" profile).
+For a long run that explores new inputs each time:
+
+    DIGITNET_FUZZ=long .venv/bin/python -m pytest tests/test_fuzz.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from conftest import idx_bytes
+from digitnet.checkpoint import ModelFileError, load_model, save_model
+from digitnet.data import DataError, read_idx, read_images, read_labels
+from digitnet.network import init_network
+
+QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile(
+    "fuzz", max_examples=200, deadline=None, derandomize=True, suppress_health_check=QUIET
+)
+settings.register_profile(
+    "fuzz-long", max_examples=20_000, deadline=None, suppress_health_check=QUIET
+)
+PROFILES = {"": "fuzz", "normal": "fuzz", "long": "fuzz-long"}
+FUZZ_LEVEL = os.environ.get("DIGITNET_FUZZ", "")
+if FUZZ_LEVEL not in PROFILES:
+    raise ValueError(f"DIGITNET_FUZZ must be 'normal' or 'long', got {FUZZ_LEVEL!r}")
+fuzz = settings(settings.get_profile(PROFILES[FUZZ_LEVEL]))
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One file, rewritten by every example (function-scoped tmp_path does not mix with given)."""
+    yield tmp_path_factory.mktemp("fuzz") / "input"
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: bytes, hot_spots: tuple[int, ...] = ()) -> bytes:
+    """original with a few bytes flipped, overwritten, inserted or cut; hot spots favoured."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 4))):
+        if not data:
+            break
+        anywhere = st.integers(0, len(data) - 1)
+        spots = [p for p in hot_spots if p < len(data)]
+        at = draw(st.one_of(anywhere, st.sampled_from(spots)) if spots else anywhere)
+        action = draw(st.sampled_from(["flip", "set", "insert", "cut", "word"]))
+        if action == "flip":
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif action == "set":
+            data[at] = draw(st.integers(0, 255))
+        elif action == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif action == "cut":
+            del data[at:]
+        else:
+            data[at : at + 4] = draw(st.integers(0, 2**32 - 1)).to_bytes(4, "big")
+    return bytes(data)
+
+
+def small_idx(draw: st.DrawFn) -> tuple[bytes, int]:
+    """The bytes of a small valid IDX images or labels file, and its magic number."""
+    if draw(st.booleans()):
+        shape = (draw(st.integers(0, 4)), draw(st.integers(0, 6)), draw(st.integers(0, 6)))
+        magic = 2051
+    else:
+        shape, magic = (draw(st.integers(0, 30)),), 2049
+    values = draw(hnp.arrays(np.uint8, shape, elements=st.integers(0, 12)))
+    return idx_bytes(values, magic), magic
+
+
+@st.composite
+def broken_idx(draw: st.DrawFn) -> bytes:
+    """A mutated IDX file, gzipped before or after the mutation, or not at all."""
+    raw, _ = small_idx(draw)
+    header_spots = tuple(range(16))
+    wrapping = draw(st.sampled_from(["raw", "gzip-then-mutate", "mutate-then-gzip"]))
+    if wrapping == "raw":
+        return draw(mutated(raw, header_spots))
+    if wrapping == "mutate-then-gzip":
+        return gzip.compress(draw(mutated(raw, header_spots)), mtime=0)
+    packed = gzip.compress(raw, mtime=0)
+    return draw(mutated(packed, (*range(10), *range(len(packed) - 8, len(packed)))))
+
+
+def read_with_every_reader(path: Path) -> None:
+    """Each reader either returns a consistent array or raises DataError."""
+    for reader in (read_idx, read_images, read_labels):
+        try:
+            values = reader(path)
+        except DataError:
+            continue
+        assert values.dtype == np.uint8
+        assert len(path.read_bytes()) > 0
+        if reader is read_labels:
+            assert values.ndim == 1 and (values.size == 0 or values.max() <= 9)
+        if reader is read_images:
+            assert values.ndim == 3
+
+
+@fuzz
+@given(data=st.binary(max_size=600))
+def test_idx_reader_raises_only_data_error_on_random_bytes(scratch: Path, data: bytes) -> None:
+    scratch.write_bytes(data)
+    read_with_every_reader(scratch)
+
+
+@fuzz
+@given(data=broken_idx())
+def test_idx_reader_raises_only_data_error_on_mutated_files(scratch: Path, data: bytes) -> None:
+    scratch.write_bytes(data)
+    read_with_every_reader(scratch)
+
+
+@fuzz
+@given(
+    values=hnp.arrays(np.uint8, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5)),
+    compress=st.booleans(),
+)
+def test_any_valid_idx_file_reads_back_exactly(
+    scratch: Path, values: np.ndarray, compress: bool
+) -> None:
+    magic = 0x0800 + values.ndim
+    raw = idx_bytes(values, magic)
+    scratch.write_bytes(gzip.compress(raw, mtime=0) if compress else raw)
+    assert np.array_equal(read_idx(scratch, magic), values)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    network = init_network((784, 3, 10), np.random.default_rng(0))
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    save_model(path, network, {"history": [], "test_accuracy": 0.5, "config": {"seed": 0}})
+    return path.read_bytes()
+
+
+def structure_spots(data: bytes) -> tuple[int, ...]:
+    """Offsets in and just after each zip record signature and .npy header: the parsed parts."""
+    spots: list[int] = []
+    for marker in (b"PK\x01\x02", b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY"):
+        start = data.find(marker)
+        while start != -1:
+            spots.extend(range(start, min(start + 90, len(data))))
+            start = data.find(marker, start + 1)
+    return tuple(spots)
+
+
+def load_or_refuse(path: Path) -> None:
+    """load_model either returns a usable network or raises ModelFileError."""
+    try:
+        network, metadata = load_model(path)
+    except ModelFileError:
+        return
+    assert isinstance(metadata, dict) and network.sizes[0] == 784 and network.sizes[-1] == 10
+    for value in network.params.values():
+        assert value.dtype == np.float32 and np.all(np.isfinite(value))
+
+
+@fuzz
+@given(data=st.binary(max_size=600))
+def test_model_loader_raises_only_model_file_error_on_random_bytes(
+    scratch: Path, data: bytes
+) -> None:
+    scratch.write_bytes(b"PK\x03\x04" + data)
+    load_or_refuse(scratch)
+
+
+@fuzz
+@given(data=st.data())
+def test_model_loader_raises_only_model_file_error_on_mutated_files(
+    scratch: Path, model_file: bytes, data: st.DataObject
+) -> None:
+    scratch.write_bytes(data.draw(mutated(model_file, structure_spots(model_file))))
+    load_or_refuse(scratch)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(
+    ["format_version", "sizes", "history", "config", "test_accuracy", "val_accuracy"]
+)
+ARRAYS = hnp.arrays(
+    st.sampled_from(["<f4", "<f8", ">f4", "<f2", "<i4", "|u1", "|b1", "<c8", "|S3", "<U2"]),
+    hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=12),
+)
+
+
+@pytest.fixture(scope="module")
+def model_arrays(model_file: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(model_file)) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+@st.composite
+def edited_model(draw: st.DrawFn, original: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The arrays of a real model with some dropped, replaced or added, and metadata edited."""
+    arrays: dict[str, Any] = dict(original)
+    metadata = json.loads(arrays["metadata"].tobytes())
+    for name in draw(st.lists(st.sampled_from(sorted(arrays)), max_size=3, unique=True)):
+        if draw(st.booleans()):
+            del arrays[name]
+        else:
+            arrays[name] = draw(ARRAYS)
+    for name in draw(st.lists(st.sampled_from(["W3", "b3", "x"]), max_size=2, unique=True)):
+        arrays[name] = draw(ARRAYS)
+    for field in draw(st.lists(FIELDS, max_size=2, unique=True)):
+        metadata[field] = draw(JSON)
+    if "metadata" in arrays and draw(st.booleans()):
+        text = json.dumps(metadata, allow_nan=True).encode()
+        arrays["metadata"] = np.frombuffer(text, dtype=np.uint8)
+    return arrays
+
+
+@fuzz
+@given(data=st.data())
+def test_model_loader_raises_only_model_file_error_on_edited_models(
+    scratch: Path, model_arrays: dict[str, np.ndarray], data: st.DataObject
+) -> None:
+    arrays = data.draw(edited_model(model_arrays))
+    with scratch.open("wb") as handle:
+        np.savez(handle, **arrays)
+    load_or_refuse(scratch)
