@@ -96,9 +96,15 @@ class Evaluation:
 def sgd_step(
     network: Network, grads: dict[str, NDArray[np.floating]], learning_rate: float
 ) -> None:
-    """theta <- theta - eta * dtheta for every parameter, in place (eq. 15)."""
+    """theta <- theta - eta * dtheta for every parameter, in place (eq. 15).
+
+    The gradients are scaled by eta in place, so no temporary the size of W1 is allocated at
+    every step; grads is used up by the call.
+    """
     for name, value in network.params.items():
-        value -= np.asarray(learning_rate, dtype=value.dtype) * grads[f"d{name}"]
+        step = grads[f"d{name}"]
+        step *= learning_rate
+        value -= step
 
 
 def train_epoch(
