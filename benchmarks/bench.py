@@ -33,6 +33,7 @@ from digitnet.threads import blas_description, blas_threads, choose_threads
 from digitnet.train import TrainConfig, evaluate, train_epoch
 
 BATCH_SIZES = (1, 32, 128, 256)
+THREAD_BATCH_SIZES = (*BATCH_SIZES, 1024)
 WEIGHTS = 784 * 128 + 128 * 10  # 101,632 in the seed network (biases add little arithmetic)
 FLOPS_PER_SAMPLE = 6 * WEIGHTS  # forward 2 per weight, backward 4: the usual estimate
 TARGET_ACCURACY = 0.98
@@ -146,7 +147,7 @@ def thread_comparison(X: FloatArray, labels: NDArray[np.uint8], quick: bool) -> 
     rounds = 3 if quick else 7
     print(f"\n## One against two BLAS threads (wall clock, alternating, {rounds} rounds)")
     print(f"{'batch':>6} {'1 thread s/epoch':>17} {'2 threads s/epoch':>18} {'2 / 1':>6}  chosen")
-    for batch_size in BATCH_SIZES:
+    for batch_size in THREAD_BATCH_SIZES:
         samples = 1000 if batch_size == 1 else 8192
         ratios, times = [], {1: [], 2: []}
         for round_number in range(rounds):

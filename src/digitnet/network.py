@@ -107,10 +107,9 @@ class Network:
         dZ = (A_out - Y) / np.asarray(n, dtype=A_out.dtype)  # (N, 10)  (eq. 8, 13)
         for layer in range(self.num_layers, 0, -1):
             A_prev = cache.activations[layer - 1]  # (N, in)
-            # NOTE: dZ.T @ A_prev computed as the transpose of A_prev.T @ dZ, so that dW comes
-            # out column-major like W (see init_network); np.dot because for a batch of one @
-            # forms this outer product without BLAS, twice as slow (docs/benchmarks.md).
-            grads[f"dW{layer}"] = np.dot(A_prev.T, dZ).T  # (out, in)  (eq. 10)
+            # NOTE: dZ.T @ A_prev, computed as the transpose of A_prev.T @ dZ so that dW is
+            # column-major like W (see init_network) and the update reads both in one order.
+            grads[f"dW{layer}"] = (A_prev.T @ dZ).T  # (out, in)  (eq. 10)
             grads[f"db{layer}"] = dZ.sum(axis=0)  # (out,)  (eq. 11)
             if layer > 1:
                 dA_prev = dZ @ self.params[f"W{layer}"]  # (N, in)  (eq. 9)

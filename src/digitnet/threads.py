@@ -19,7 +19,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 THREADS_ENV = "DIGITNET_THREADS"
 
-# Below this batch size one thread was faster than two in every measurement.
+# Two threads were slower than one at every batch size measured, 1 to 1024 (docs/benchmarks.md):
+# the products are too small to split profitably. Lower this where a measurement says so.
 TWO_THREADS_FROM_BATCH = 100_000
 
 
