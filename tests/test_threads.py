@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,11 @@ def test_without_a_request_the_count_follows_the_batch_size(
     monkeypatch.delenv(THREADS_ENV, raising=False)
     for batch_size in (1, 32, 256, 10_000):
         assert choose_threads(batch_size) == threads_for_batch(batch_size)
+
+
+def test_the_rule_never_asks_for_more_threads_than_cores() -> None:
+    cores = os.cpu_count() or 1
+    assert all(1 <= threads_for_batch(size) <= cores for size in (1, 32, 128, 256, 60_000))
 
 
 def test_the_environment_variable_overrides_the_batch_size_rule(

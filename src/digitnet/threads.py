@@ -1,9 +1,9 @@
 """How many threads the BLAS library may use while training.
 
 At the seed network's sizes one matrix product takes tens to hundreds of microseconds, and
-handing half of it to a second thread costs about as much as it saves, more so on a machine
-whose other core is busy. The choice below was measured by `benchmarks/bench.py` (one against
-two threads at each batch size, alternately in one run; the figures are in docs/benchmarks.md).
+at small batches handing half of it to a second thread costs more than it saves. The choice
+below was measured by `benchmarks/bench.py` (one against two threads at each batch size,
+alternately in one run; the figures are in docs/benchmarks.md).
 
 The user overrides it with `digitnet train --threads N` or the environment variable
 DIGITNET_THREADS; the flag wins over the variable.
@@ -19,14 +19,20 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 THREADS_ENV = "DIGITNET_THREADS"
 
-# Two threads were slower than one at every batch size measured, 1 to 1024 (docs/benchmarks.md):
-# the products are too small to split profitably. Lower this where a measurement says so.
-TWO_THREADS_FROM_BATCH = 100_000
+# Measured on two cores with the second one free (docs/benchmarks.md): two threads took 1.10
+# times one thread's time per epoch at batch 32, 0.91 at 128, 0.75 at 256 and 0.67 at 1024.
+TWO_THREADS_FROM_BATCH = 128
 
 
 def threads_for_batch(batch_size: int) -> int:
-    """The BLAS thread count that trained fastest at this batch size on the measured machine."""
-    return 2 if batch_size >= TWO_THREADS_FROM_BATCH else 1
+    """The BLAS thread count that trained fastest at this batch size on the measured machine.
+
+    NOTE: this assumes the cores are free. When other processes keep them busy, two threads
+    were up to ten times slower than one in the same measurement; set DIGITNET_THREADS=1 there.
+    """
+    if batch_size < TWO_THREADS_FROM_BATCH:
+        return 1
+    return min(2, os.cpu_count() or 1)
 
 
 def choose_threads(batch_size: int, requested: int | None = None) -> int:
