@@ -13,6 +13,8 @@ from digitnet.cli import main
 from digitnet.data import Dataset
 from digitnet.threads import (
     THREADS_ENV,
+    TWO_THREADS_FROM_BATCH,
+    TWO_THREADS_FROM_CORES,
     blas_threads,
     choose_threads,
     threads_for_batch,
@@ -34,6 +36,16 @@ def test_without_a_request_the_count_follows_the_batch_size(
 def test_the_rule_never_asks_for_more_threads_than_cores() -> None:
     cores = os.cpu_count() or 1
     assert all(1 <= threads_for_batch(size) <= cores for size in (1, 32, 128, 256, 60_000))
+
+
+def test_a_second_thread_only_for_large_batches_with_cores_to_spare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert threads_for_batch(TWO_THREADS_FROM_BATCH - 1) == 1
+    assert threads_for_batch(TWO_THREADS_FROM_BATCH) == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: TWO_THREADS_FROM_CORES - 1)
+    assert threads_for_batch(10 * TWO_THREADS_FROM_BATCH) == 1
 
 
 def test_the_environment_variable_overrides_the_batch_size_rule(

@@ -19,20 +19,20 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 THREADS_ENV = "DIGITNET_THREADS"
 
-# Measured on two cores with the second one free (docs/benchmarks.md): two threads took 1.10
-# times one thread's time per epoch at batch 32, 0.91 at 128, 0.75 at 256 and 0.67 at 1024.
+# Measured on a machine with two cores (docs/benchmarks.md). With the second core free, two
+# threads took 1.10 times one thread's time per epoch at batch 32, 0.91 at 128 and 0.75 at 256;
+# with other processes on it, two threads took 2 to 15 times as long at every batch size. So a
+# second thread only from batch 128, and only where the machine has cores to spare.
 TWO_THREADS_FROM_BATCH = 128
+TWO_THREADS_FROM_CORES = 4
 
 
 def threads_for_batch(batch_size: int) -> int:
-    """The BLAS thread count that trained fastest at this batch size on the measured machine.
-
-    NOTE: this assumes the cores are free. When other processes keep them busy, two threads
-    were up to ten times slower than one in the same measurement; set DIGITNET_THREADS=1 there.
-    """
-    if batch_size < TWO_THREADS_FROM_BATCH:
+    """The BLAS thread count that trained fastest at this batch size in the measurements."""
+    cores = os.cpu_count() or 1
+    if batch_size < TWO_THREADS_FROM_BATCH or cores < TWO_THREADS_FROM_CORES:
         return 1
-    return min(2, os.cpu_count() or 1)
+    return 2
 
 
 def choose_threads(batch_size: int, requested: int | None = None) -> int:
