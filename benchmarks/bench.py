@@ -231,7 +231,9 @@ def arithmetic_limit(
 # Time to 98%, classification, memory
 
 
-def time_to_target(dataset: Dataset, X_test: FloatArray, quick: bool) -> Network:
+def time_to_target(
+    dataset: Dataset, X_test: FloatArray, quick: bool, requested_threads: int | None
+) -> Network:
     """Train with TrainConfig() as fit() does, checking test accuracy after every epoch."""
     config = TrainConfig(epochs=3) if quick else TrainConfig()
     train_x, train_y, _, _ = split_validation(
@@ -240,7 +242,7 @@ def time_to_target(dataset: Dataset, X_test: FloatArray, quick: bool) -> Network
     X = scale_pixels(train_x)
     rng = np.random.default_rng(config.seed)
     network = init_network(config.sizes, rng)
-    threads = choose_threads(config.batch_size)
+    threads = choose_threads(config.batch_size, requested_threads)
     print(f"\n## Default training to {100 * TARGET_ACCURACY:.0f}% test accuracy ({threads} thread)")
     wall = cpu = 0.0
     with blas_threads(threads), np.errstate(over="ignore", invalid="ignore"):
@@ -273,7 +275,7 @@ def classification_time(network: Network, X_test: FloatArray, labels: NDArray[np
         )
 
 
-def peak_training_memory(quick: bool) -> None:
+def peak_training_memory(quick: bool, threads: int | None) -> None:
     """Peak resident memory of `digitnet train` with the defaults, run as a child process.
 
     NOTE: Linux counts the parent's peak into a child's ru_maxrss when the child is started
@@ -283,6 +285,7 @@ def peak_training_memory(quick: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "digitnet", "train", "-q", "-o", f"{folder}/model.npz"]
         command += ["--epochs", "1"] if quick else []
+        command += ["--threads", str(threads)] if threads is not None else []
         started = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - started
@@ -306,14 +309,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print("\n".join(describe_machine()))
-    peak_training_memory(args.quick)
+    peak_training_memory(args.quick, args.threads)
     dataset = load_dataset()
     X, X_test = scale_pixels(dataset.train_images), scale_pixels(dataset.test_images)
 
     seconds = epoch_speeds(X, dataset.train_labels, args.quick, args.threads)
     thread_comparison(X, dataset.train_labels, args.quick)
     arithmetic_limit(seconds, X.shape[0], args.quick, args.threads)
-    network = time_to_target(dataset, X_test, args.quick)
+    network = time_to_target(dataset, X_test, args.quick, args.threads)
     classification_time(network, X_test, dataset.test_labels)
     return 0
 

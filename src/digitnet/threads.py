@@ -68,7 +68,7 @@ def blas_threads(count: int) -> Iterator[None]:
 
 
 def blas_description() -> str:
-    """Which BLAS NumPy uses, e.g. 'openblas 0.3.27 (SkylakeX kernels, 2 threads)'."""
+    """Which BLAS NumPy uses, e.g. 'openblas 0.3.27 (SkylakeX kernels, pool of 2 threads)'."""
     pools = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
     if not pools:
         return "unknown BLAS"
@@ -76,5 +76,5 @@ def blas_description() -> str:
     kernels = pool.get("architecture") or "unknown"
     return (
         f"{pool.get('internal_api')} {pool.get('version')} "
-        f"({kernels} kernels, {pool.get('num_threads')} threads)"
+        f"({kernels} kernels, pool of {pool.get('num_threads')} threads)"
     )
