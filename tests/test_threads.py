@@ -19,6 +19,7 @@ from digitnet.threads import (
     choose_threads,
     threads_for_batch,
 )
+from digitnet.train import TrainConfig, fit
 
 
 def blas_thread_counts() -> set[int]:
@@ -80,6 +81,18 @@ def test_blas_threads_limits_the_pool_inside_the_block_only() -> None:
         with blas_threads(count):
             assert blas_thread_counts() == {count}
     assert blas_thread_counts() == before
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fit_trains_on_the_requested_thread_count(mnist: Dataset, threads: int) -> None:
+    seen: set[int] = set()
+
+    def on_batch(count: int) -> None:
+        seen.update(blas_thread_counts())
+
+    config = TrainConfig(epochs=1, validation_size=100)
+    fit(config, small_dataset(mnist, 300, 50), on_batch=on_batch, threads=threads)
+    assert seen == {threads}
 
 
 def test_train_command_takes_a_thread_count(

@@ -18,7 +18,7 @@ from digitnet.commands.common import (
     say,
 )
 from digitnet.data import load_dataset, scale_pixels
-from digitnet.threads import THREADS_ENV, blas_threads, choose_threads
+from digitnet.threads import THREADS_ENV, choose_threads
 from digitnet.train import EpochStats, TrainConfig, evaluate, fit
 
 HELP = {
@@ -84,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         say(args, format_epoch(stats, config.epochs))
 
     try:
-        with blas_threads(threads):
-            network, history = fit(config, dataset, on_epoch=on_epoch, on_batch=on_batch)
+        network, history = fit(config, dataset, on_epoch, on_batch, threads=threads)
     finally:
         bar.close()
 
