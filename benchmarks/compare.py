@@ -4,9 +4,9 @@ Every library trains the same network (784 -> 128 sigmoid -> 10 sigmoid, cross-e
 over the ten outputs and averaged over the batch, plain SGD with the same step and batch size,
 float32) on all 60,000 training images, for the same number of epochs. The runs alternate in
 one process, the order rotating from repeat to repeat, so that a busy machine slows all of them
-alike. Printed per batch size: seconds per epoch (median, min, max over every timed epoch), the
-ratio digitnet / other of the medians, and test accuracy after the last epoch (median over
-repeats).
+alike. Printed per batch size: wall-clock seconds per epoch (median, min, max over every timed
+epoch) and the median CPU seconds, the ratios digitnet / other of the medians, and test accuracy
+after the last epoch (median over repeats).
 
 The comparison libraries are optional (`pip install 'digitnet[bench]'`); a missing one is
 skipped with the reason. Usage: python benchmarks/compare.py [--quick] [--epochs E] ...
@@ -261,7 +261,9 @@ def format_table(batch_size: int, results: dict[str, Results]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="1 epoch, 2 repeats, batch 32")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 epoch, 2 repeats, batch 32 (overrides the rest)"
+    )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default: 3)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per library (default: 3)")
     parser.add_argument(
