@@ -61,7 +61,7 @@ def test_an_explicit_request_wins_over_the_environment(monkeypatch: pytest.Monke
     assert choose_threads(32, requested=2) == 2
 
 
-@pytest.mark.parametrize("text", ["two", "1.5"])
+@pytest.mark.parametrize("text", ["two", "1.5", "0"])
 def test_a_variable_that_is_not_a_count_is_named_in_the_error(
     monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:

@@ -55,9 +55,14 @@ def threads_from_environment() -> int | None:
     if not text:
         return None
     try:
-        return int(text)
+        count = int(text)
     except ValueError:
-        raise ValueError(f"{THREADS_ENV} must be a whole number of threads, got {text!r}") from None
+        count = 0
+    if count < 1:
+        raise ValueError(
+            f"{THREADS_ENV} must be a whole number of threads, 1 or more, got {text!r}"
+        )
+    return count
 
 
 @contextmanager
