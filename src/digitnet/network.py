@@ -107,7 +107,9 @@ class Network:
         dZ = (A_out - Y) / np.asarray(n, dtype=A_out.dtype)  # (N, 10)  (eq. 8, 13)
         for layer in range(self.num_layers, 0, -1):
             A_prev = cache.activations[layer - 1]  # (N, in)
-            grads[f"dW{layer}"] = dZ.T @ A_prev  # (out, in)  (eq. 10)
+            # NOTE: dZ.T @ A_prev, computed as the transpose of A_prev.T @ dZ so that dW is
+            # column-major like W (see init_network) and the update reads both in one order.
+            grads[f"dW{layer}"] = (A_prev.T @ dZ).T  # (out, in)  (eq. 10)
             grads[f"db{layer}"] = dZ.sum(axis=0)  # (out,)  (eq. 11)
             if layer > 1:
                 dA_prev = dZ @ self.params[f"W{layer}"]  # (N, in)  (eq. 9)
@@ -149,7 +151,9 @@ def init_network(
     for layer in range(1, len(sizes)):
         fan_in, fan_out = sizes[layer - 1], sizes[layer]
         W = rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)
-        params[f"W{layer}"] = W.astype(dtype)
+        # NOTE: stored column-major, so that W.T in Z = A @ W.T is row-major: BLAS multiplies
+        # that layout faster at small batches (10% off an epoch at batch 32, docs/benchmarks.md).
+        params[f"W{layer}"] = W.astype(dtype, order="F")
         params[f"b{layer}"] = np.zeros(fan_out, dtype=dtype)
     return Network(sizes, params)
 

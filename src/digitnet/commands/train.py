@@ -20,6 +20,7 @@ from digitnet.commands.common import (
 )
 from digitnet.data import load_dataset, scale_pixels
 from digitnet.files import check_writable
+from digitnet.threads import THREADS_ENV, choose_threads
 from digitnet.train import EpochStats, TrainConfig, evaluate, fit
 
 HELP = {
@@ -55,6 +56,13 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_MODEL,
         help=f"model file to write (default: {DEFAULT_MODEL})",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help=f"BLAS threads while training (default: ${THREADS_ENV}, else the count measured "
+        "fastest for the batch size; see docs/benchmarks.md)",
+    )
     add_data_flag(parser)
     add_output_flags(parser)
     parser.set_defaults(run=run)
@@ -63,8 +71,10 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_flags(args)
     check_writable(args.output)
+    threads = choose_threads(config.batch_size, args.threads)
     dataset = load_dataset(args.data)
     say(args, f"training {config.sizes} on {len(dataset.train_labels)} images: {config.to_dict()}")
+    say(args, f"BLAS threads: {threads}")
 
     samples = len(dataset.train_labels) - config.validation_size
     bar = tqdm(total=samples, unit="img", leave=False, disable=True if args.quiet else None)
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         say(args, format_epoch(stats, config.epochs))
 
     try:
-        network, history = fit(config, dataset, on_epoch=on_epoch, on_batch=on_batch)
+        network, history = fit(config, dataset, on_epoch, on_batch, threads=threads)
     finally:
         bar.close()
 
