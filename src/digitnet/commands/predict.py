@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from digitnet.api import Model, Prediction, load_model
 from digitnet.commands.common import percent, print_json
 from digitnet.data import DataError, read_images
+from digitnet.files import write_atomically
 from digitnet.preprocess import (
     ImageError,
     load_image,
@@ -220,16 +221,21 @@ def json_summary(
 
 def save_inputs(folder: Path, answered: list[Entry]) -> None:
     """Write each network input as an 8-bit 28x28 PNG named after its file."""
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for entry in answered:
         assert entry.pixels is not None
         stem = input_file_stem(entry, used)
-        pixels = np.round(entry.pixels * 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{stem}.png")
+        save_png(folder / f"{stem}.png", np.round(entry.pixels * 255).astype(np.uint8))
     print(f"saved {len(answered)} network inputs to {folder}", file=sys.stderr)
+
+
+def save_png(path: Path, pixels: NDArray[np.uint8]) -> None:
+    """Write 8-bit grayscale pixels as a PNG, atomically."""
+    from PIL import Image
+
+    image = Image.fromarray(pixels)
+    write_atomically(path, lambda handle: image.save(handle, format="PNG"))
 
 
 def input_file_stem(entry: Entry, used: set[str]) -> str:
