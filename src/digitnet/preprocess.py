@@ -85,8 +85,9 @@ def decode_image(data: bytes, name: str = "image") -> Image.Image:
 
 def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
     """Open and fully decode source, turning every failure into a one-line ImageError."""
+    # Pillow warns about corrupt metadata it skips; the image either decodes or raises below.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore")
         try:
             with Image.open(source) as opened:
                 check_pixel_count(name, opened.size)
