@@ -105,7 +105,9 @@ def read_entries(name: str) -> list[Entry]:
             return batch_entries(name, read_images(path))
         return [Entry(name, pixels=preprocess_image(load_image(path)))]
     except (ImageError, DataError) as exc:
-        return [Entry(name, error=str(exc))]
+        message = str(exc)  # names the file, unless it came from preprocessing the pixels
+        named = message.startswith((f"{name}: ", f"{path}: "))
+        return [Entry(name, error=message if named else f"{name}: {message}")]
     except (ValueError, OSError, EOFError) as exc:
         return [Entry(name, error=f"{name}: {describe(exc)}")]
 
