@@ -408,3 +408,20 @@ def test_a_pipe_among_the_files_is_refused_without_blocking(
         err
         == f"digitnet: error: {tmp_path / 'pipe.png'}: not a regular file, expected an image file\n"
     )
+
+
+def test_a_corrupt_tiff_gets_one_line_without_libtiffs_own_messages(
+    tmp_path: Path, digit_files: list[Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    stripes = np.kron(np.eye(8, dtype=np.uint8) * 255, np.ones((8, 8), dtype=np.uint8))
+    Image.fromarray(255 - stripes).save(tmp_path / "scan.tiff", compression="tiff_lzw")
+    data = bytearray((tmp_path / "scan.tiff").read_bytes())
+    data[8:14] = b"\xff" * 6  # the start of the LZW strip
+    (tmp_path / "scan.tiff").write_bytes(bytes(data))
+
+    assert main(["predict", str(tmp_path / "scan.tiff"), str(digit_files[0])]) == 1
+    out, err = capfd.readouterr()
+    assert out.startswith(f"{digit_files[0]}: 7 (")
+    assert (
+        err == f"digitnet: error: {tmp_path / 'scan.tiff'}: corrupt image data (decoder error -2)\n"
+    )

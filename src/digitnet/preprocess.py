@@ -146,6 +146,8 @@ def describe_decode_error(exc: Exception) -> str:
         return f"cannot read ({exc.strerror.lower()})"
     if isinstance(exc, EOFError) or "truncated" in message.lower():
         return "truncated image file (the data ends early)"
+    if message.startswith("decoder error"):
+        return f"corrupt image data ({message})"
     return f"cannot decode the image ({message or type(exc).__name__})"
 
 

@@ -8,7 +8,10 @@ the exit status is 1 when any file failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,13 +106,35 @@ def read_entries(name: str) -> list[Entry]:
             return batch_entries(name, load_npy(path))
         if is_idx(path):
             return batch_entries(name, read_images(path))
-        return [Entry(name, pixels=preprocess_image(load_image(path)))]
+        with native_messages_silenced():
+            image = load_image(path)
+        return [Entry(name, pixels=preprocess_image(image))]
     except (ImageError, DataError) as exc:
         message = str(exc)  # names the file, unless it came from preprocessing the pixels
         named = message.startswith((f"{name}: ", f"{path}: "))
         return [Entry(name, error=message if named else f"{name}: {message}")]
     except (ValueError, OSError, EOFError) as exc:
         return [Entry(name, error=f"{name}: {describe(exc)}")]
+
+
+@contextlib.contextmanager
+def native_messages_silenced() -> Iterator[None]:
+    """Send what C libraries write straight to file descriptor 2 to /dev/null meanwhile.
+
+    libtiff prints its own lines about corrupt TIFF data ("Using code not yet in table")
+    before Pillow raises; the error digitnet reports says the same in one line. The command
+    reads files one at a time in one thread, so nothing else is silenced.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def is_idx(path: Path) -> bool:
