@@ -125,8 +125,13 @@ def native_messages_silenced() -> Iterator[None]:
     before Pillow raises; the error digitnet reports says the same in one line. The command
     reads files one at a time in one thread, so nothing else is silenced.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (closed by the caller): nothing to keep clean
+        yield
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
