@@ -26,8 +26,8 @@ SERVER_LIMITS: dict[str, Any] = {
     "cleanup_interval": 10,  # how often, in seconds, silent connections are looked for
     "connection_limit": 100,  # open connections; more wait in the listen backlog
     "max_request_header_size": 64 * 1024,
-    # The body is refused by waitress beyond this, before it is buffered; under it the app's
-    # own limit (MAX_BODY_BYTES) answers 413 in JSON.
+    # waitress refuses a body beyond this and buffers no more of it; under it the app's own
+    # limit (MAX_BODY_BYTES) answers 413 in JSON.
     "max_request_body_size": MAX_BODY_BYTES + 64 * 1024,
     "asyncore_use_poll": True,  # poll() has no 1024-descriptor ceiling, select() does
     "ident": "digitnet",
