@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw
@@ -102,18 +103,31 @@ def client(url: str, body: bytes, deadline: float, tally: Tally) -> None:
     connection.close()
 
 
-def run_load(url: str, body: bytes, clients: int, seconds: float) -> tuple[Tally, float]:
+def run_load(
+    url: str, body: bytes | list[bytes], clients: int, seconds: float
+) -> tuple[Tally, float]:
+    """Run clients for seconds; given several bodies, client i sends body i modulo their count."""
+    bodies = body if isinstance(body, list) else [body]
     tally = Tally()
     start = time.perf_counter()
     deadline = start + seconds
     threads = [
-        threading.Thread(target=client, args=(url, body, deadline, tally)) for _ in range(clients)
+        threading.Thread(target=client, args=(url, bodies[i % len(bodies)], deadline, tally))
+        for i in range(clients)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return tally, time.perf_counter() - start
+
+
+def resident_bytes(pid: int) -> int:
+    """The resident set size of process pid (VmRSS in /proc/PID/status; Linux only)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS line for process {pid}")
 
 
 def cpu_per_request(kinds: list[str], rounds: int = 60) -> list[str]:
@@ -175,7 +189,11 @@ def main() -> None:
     try:
         for kind in kinds:
             tally, elapsed = run_load(url, bodies[kind], args.clients, args.seconds)
-            print(report(tally, elapsed, args.clients, kind), flush=True)
+            rss = resident_bytes(process.pid) / 2**20
+            print(
+                f"{report(tally, elapsed, args.clients, kind)} | server RSS {rss:.1f} MiB",
+                flush=True,
+            )
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from digitnet import files
 from digitnet.checkpoint import load_model, save_model
 from digitnet.checkpoint import write_atomically as write_atomically_from_checkpoint
 from digitnet.cli import main
+from digitnet.data import Dataset
 from digitnet.files import WriteFailedError, check_writable, write_atomically
 from digitnet.network import Network, init_network
 
@@ -154,3 +157,104 @@ def test_a_folder_is_not_a_valid_output_file(tmp_path: Path) -> None:
 
 def test_the_helper_stays_importable_from_checkpoint() -> None:
     assert write_atomically_from_checkpoint is write_atomically
+
+
+def fail_writes_to(monkeypatch: pytest.MonkeyPatch, name: str, room: int = 200) -> None:
+    """Make saves of files called name fail like a full disk after room bytes; others succeed."""
+    real_mkstemp, real_fdopen = files.tempfile.mkstemp, os.fdopen
+    doomed: set[int] = set()
+
+    def mkstemp(**kwargs: Any) -> tuple[int, str]:
+        fd, temp_name = real_mkstemp(**kwargs)
+        if kwargs["prefix"] == f".{name}.":
+            doomed.add(fd)
+        return fd, temp_name
+
+    def fdopen(fd: int, mode: str) -> Any:
+        handle = real_fdopen(fd, mode)
+        if fd not in doomed:
+            return handle
+        failure = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return FullDisk(handle, room, failure)
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_a_failed_show_keeps_the_previous_picture(
+    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    output = tmp_path / "digits.png"
+    argv = ["show", "--data", str(small_data), "--count", "4", "--output", str(output)]
+    assert main(argv) == 0
+    before = output.read_bytes()
+
+    fail_writes_to(monkeypatch, "digits.png")
+    assert main([*argv, "--seed", "7"]) == 1
+
+    assert capsys.readouterr().err.endswith(
+        f"digitnet: error: {output}: saving failed: no space left on device; "
+        "the previous file is unchanged\n"
+    )
+    assert output.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["digits.png"]
+
+
+@pytest.mark.parametrize("failing", ["confusion-matrix.png", "report.json", "index.html"])
+def test_a_failed_report_keeps_every_previous_file_whole(
+    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys, failing: str
+) -> None:
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    save_model(first, init_network((784, 16, 10), np.random.default_rng(1)), {})
+    save_model(second, init_network((784, 16, 10), np.random.default_rng(2)), {})
+    folder = tmp_path / "report"
+    argv = ["--data", str(small_data), "-o", str(folder), "-q"]
+    assert main(["report", str(first), *argv]) == 0
+    before = contents(folder)
+
+    fail_writes_to(monkeypatch, failing)
+    assert main(["report", str(second), *argv]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{folder / failing}: saving failed" in err
+    after = contents(folder)
+    assert sorted(after) == sorted(before)  # no temporary file left behind
+    assert after[failing] == before[failing]
+    assert any(after[name] != before[name] for name in after) == (failing != "confusion-matrix.png")
+    assert_whole(folder)
+
+
+def assert_whole(folder: Path) -> None:
+    """Every file of a report folder is complete: PNGs decode, the JSON parses, the page ends."""
+    for path in folder.iterdir():
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                image.load()
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            assert path.read_text().rstrip().endswith("</html>")
+
+
+def test_a_failed_show_input_keeps_the_previous_picture(
+    tmp_path: Path, mnist: Dataset, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    for digit in (0, 1):
+        Image.fromarray(mnist.test_images[digit]).save(tmp_path / f"d{digit}.png")
+    folder = tmp_path / "inputs"
+    assert main(["predict", str(tmp_path / "d0.png"), "--show-input", str(folder)]) == 0
+    before = (folder / "d0.png").read_bytes()
+    (tmp_path / "d1.png").replace(tmp_path / "d0.png")
+
+    fail_writes_to(monkeypatch, "d0.png", room=20)
+    assert main(["predict", str(tmp_path / "d0.png"), "--show-input", str(folder)]) == 1
+
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1].startswith(f"{tmp_path / 'd0.png'}: 2 (")
+    assert err.endswith("the previous file is unchanged\n")
+    assert (folder / "d0.png").read_bytes() == before
+    assert [p.name for p in folder.iterdir()] == ["d0.png"]

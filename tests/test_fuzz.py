@@ -1,7 +1,8 @@
-"""Property-based fuzzing of the two file readers: only their documented errors may escape.
+"""Property-based fuzzing of the file readers: only their documented errors may escape.
 
-The IDX reader may raise DataError and the model loader ModelFileError, and nothing else, for
-any bytes at all. Inputs are random bytes and, more usefully, real files with mutated bytes.
+The IDX reader may raise DataError, the model loader ModelFileError, and image reading with
+preprocessing ImageError or NoDigitError, and nothing else, for any bytes at all. Inputs are
+random bytes and, more usefully, real files with mutated bytes.
 
 The normal suite runs a bounded, derandomized number of examples per test (the "fuzz" profile).
 For a long run that explores new inputs each time:
@@ -21,14 +22,22 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from PIL import Image, ImageDraw
 
 from conftest import idx_bytes
 from digitnet.checkpoint import ModelFileError, load_model, save_model
 from digitnet.data import DataError, read_idx, read_images, read_labels
 from digitnet.network import init_network
+from digitnet.preprocess import (
+    ImageError,
+    NoDigitError,
+    decode_image,
+    load_image,
+    preprocess_image,
+)
 
 QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
 settings.register_profile(
@@ -239,3 +248,106 @@ def test_model_loader_raises_only_model_file_error_on_edited_models(
     with scratch.open("wb") as handle:
         np.savez(handle, **arrays)
     load_or_refuse(scratch)
+
+
+# ---- images ---------------------------------------------------------------------------------
+
+FUZZ_PIXEL_LIMIT = 4_000_000  # keeps mutated size fields from costing seconds per example
+
+
+def digit_drawing() -> Image.Image:
+    """A 7 in dark ink on light paper, 48x40 pixels, with a little noise for the codecs."""
+    image = Image.new("L", (40, 48), 235)
+    ImageDraw.Draw(image).line([(8, 8), (32, 8), (18, 42)], fill=20, width=5)
+    noise = np.random.default_rng(0).integers(0, 12, (48, 40), dtype=np.uint8)
+    return Image.fromarray(np.asarray(image) - noise)
+
+
+def encoded(image: Image.Image, mode: str, file_format: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.convert(mode).save(buffer, format=file_format, **options)
+    return buffer.getvalue()
+
+
+def sixteen_bit(image: Image.Image) -> Image.Image:
+    """The 8-bit image spread over the 16-bit range, as a 16-bit scan would be."""
+    return Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+
+
+def image_files() -> dict[str, bytes]:
+    """Real image files of a digit in the formats and modes people send."""
+    digit = digit_drawing()
+    return {
+        "png-L": encoded(digit, "L", "PNG"),
+        "png-RGBA": encoded(digit, "RGBA", "PNG"),
+        "png-P": encoded(digit, "P", "PNG"),
+        "png-1": encoded(digit, "1", "PNG"),
+        "png-I;16": encoded(sixteen_bit(digit), "I;16", "PNG"),
+        "jpeg-RGB": encoded(digit, "RGB", "JPEG", quality=80),
+        "jpeg-CMYK": encoded(digit, "CMYK", "JPEG"),
+        "jpeg-progressive": encoded(digit, "L", "JPEG", progressive=True),
+        "gif": encoded(digit, "P", "GIF"),
+        "bmp": encoded(digit, "RGB", "BMP"),
+        "tiff": encoded(digit, "RGB", "TIFF"),
+        "tiff-lzw": encoded(digit, "L", "TIFF", compression="tiff_lzw"),
+        "webp": encoded(digit, "RGB", "WEBP"),
+    }
+
+
+IMAGE_FILES = image_files()
+
+
+@st.composite
+def broken_image(draw: st.DrawFn) -> bytes:
+    """A real image file with a few bytes mutated, headers (the first 64 bytes) favoured."""
+    original = IMAGE_FILES[draw(st.sampled_from(sorted(IMAGE_FILES)))]
+    return draw(mutated(original, tuple(range(64))))
+
+
+def preprocess_or_refuse(read: Any) -> None:
+    """read() then preprocess either gives an MNIST-like input or raises a documented error."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = FUZZ_PIXEL_LIMIT
+    try:
+        pixels = preprocess_image(read())
+    except (ImageError, NoDigitError) as exc:
+        event(f"refused: {type(exc).__name__}")
+        return
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    event("read as a digit")
+    assert pixels.shape == (28, 28) and pixels.dtype == np.float32
+    assert np.all(np.isfinite(pixels)) and pixels.min() >= 0.0 and pixels.max() <= 1.0
+
+
+def test_every_seed_image_is_read_as_a_digit() -> None:
+    for name, data in IMAGE_FILES.items():
+        pixels = preprocess_image(decode_image(data, name))
+        assert pixels.max() > 0.5, name
+
+
+# Nothing, or the signatures of PNG, JPEG, GIF, BMP, little-endian TIFF and WebP.
+SIGNATURES = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"II*\x00", b"RIFF"]
+
+
+@fuzz
+@given(signature=st.sampled_from(SIGNATURES), data=st.binary(max_size=600))
+def test_image_reading_raises_only_image_errors_on_random_bytes(
+    signature: bytes, data: bytes
+) -> None:
+    preprocess_or_refuse(lambda: decode_image(signature + data, "upload"))
+
+
+@fuzz
+@given(data=broken_image())
+def test_image_reading_raises_only_image_errors_on_mutated_uploads(data: bytes) -> None:
+    preprocess_or_refuse(lambda: decode_image(data, "upload"))
+
+
+@fuzz
+@given(data=broken_image())
+def test_image_reading_raises_only_image_errors_on_mutated_files(
+    scratch: Path, data: bytes
+) -> None:
+    scratch.write_bytes(data)
+    preprocess_or_refuse(lambda: load_image(scratch))

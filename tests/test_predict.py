@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -351,3 +352,76 @@ def test_predict_on_an_mnist_like_file_imports_neither_scipy_nor_matplotlib(
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.splitlines()[-1] == "0 False False", result.stderr
+
+
+def save_in_mode(digit: np.ndarray, folder: Path, mode: str, suffix: str) -> Path:
+    """The digit as dark ink on white, 112 pixels square, saved in a Pillow mode (or as a
+    palette image whose paper is transparent) in the format of suffix."""
+    paper = Image.fromarray(255 - np.kron(digit, np.ones((4, 4), dtype=np.uint8)))
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(paper).astype(np.uint16) * 257)
+    elif mode == "F":
+        image = Image.fromarray(np.asarray(paper) / np.float32(255))
+    elif mode == "P-transparent":
+        image = paper.convert("P")
+        image.info["transparency"] = 255  # palette index 255 marks transparent paper
+    else:
+        image = paper.convert(mode)
+    path = folder / f"{mode.replace(';', '-')}{suffix}"
+    image.save(path)
+    return path
+
+
+ODD_MODES = [
+    ("1", ".png"),
+    ("P", ".gif"),
+    ("P-transparent", ".png"),
+    ("LA", ".png"),
+    ("RGBA", ".png"),
+    ("RGB", ".webp"),
+    ("I;16", ".png"),
+    ("CMYK", ".jpg"),
+    ("CMYK", ".tiff"),
+    ("F", ".tiff"),
+    ("I", ".tiff"),
+]
+
+
+def test_files_in_odd_modes_are_all_read_as_the_digit(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [save_in_mode(mnist.test_images[0], tmp_path, m, s) for m, s in ODD_MODES]
+    status, summary, err = predict_json(capsys, *map(str, paths))
+    assert status == 0 and err == ""
+    assert [result["digit"] for result in summary["results"]] == [7] * len(paths)
+
+
+def test_a_pipe_among_the_files_is_refused_without_blocking(
+    tmp_path: Path, digit_files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    argv = [str(digit_files[0]), str(tmp_path / "pipe.png"), str(digit_files[1])]
+    assert main(["predict", *argv]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2
+    assert (
+        err
+        == f"digitnet: error: {tmp_path / 'pipe.png'}: not a regular file, expected an image file\n"
+    )
+
+
+def test_a_corrupt_tiff_gets_one_line_without_libtiffs_own_messages(
+    tmp_path: Path, digit_files: list[Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    stripes = np.kron(np.eye(8, dtype=np.uint8) * 255, np.ones((8, 8), dtype=np.uint8))
+    Image.fromarray(255 - stripes).save(tmp_path / "scan.tiff", compression="tiff_lzw")
+    data = bytearray((tmp_path / "scan.tiff").read_bytes())
+    data[8:14] = b"\xff" * 6  # the start of the LZW strip
+    (tmp_path / "scan.tiff").write_bytes(bytes(data))
+
+    assert main(["predict", str(tmp_path / "scan.tiff"), str(digit_files[0])]) == 1
+    out, err = capfd.readouterr()
+    assert out.startswith(f"{digit_files[0]}: 7 (")
+    assert (
+        err == f"digitnet: error: {tmp_path / 'scan.tiff'}: corrupt image data (decoder error -2)\n"
+    )

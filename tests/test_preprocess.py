@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +280,66 @@ def test_small_digit_on_a_large_unevenly_lit_page(digit: np.ndarray) -> None:
     photo = (255 * page).round().astype(np.uint8)
     result = preprocess_array(photo)
     assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.05
+
+
+THIN_IMAGES = {
+    "1x1 black": np.zeros((1, 1), dtype=np.uint8),
+    "1x1 white": np.full((1, 1), 255, dtype=np.uint8),
+    "one dark pixel": np.pad(np.zeros((1, 1), dtype=np.uint8), 1, constant_values=255),
+    "1x20000 dashes": np.where(np.arange(20_000) % 100 < 50, 0, 255).astype(np.uint8)[None],
+    "20000x1 dashes": np.where(np.arange(20_000) % 100 < 50, 0, 255).astype(np.uint8)[:, None],
+    "2x60000 stripes": np.tile(np.where(np.arange(60_000) % 7 < 3, 0, 255), (2, 1)),
+}
+
+
+@pytest.mark.parametrize("kind", list(THIN_IMAGES))
+def test_tiny_and_absurdly_thin_images_give_an_input_or_no_digit(kind: str) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(THIN_IMAGES[kind].astype(np.uint8)).save(buffer, "PNG")
+    try:
+        result = preprocess_image(decode_image(buffer.getvalue(), kind))
+    except NoDigitError:
+        return
+    assert result.shape == (28, 28) and 0.0 <= result.min() <= result.max() <= 1.0
+
+
+def test_a_mode_pillow_cannot_convert_is_an_image_error() -> None:
+    image = Image.new("RGBA", (40, 40), "white").convert("RGBa").convert("La")
+    assert image.mode == "La"
+    with pytest.raises(ImageError, match="images of mode La cannot be read"):
+        preprocess_image(image)
+
+
+def test_pipes_and_devices_are_refused_without_being_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(ImageError, match="not a regular file, expected an image file"):
+            load_image(path)
+
+
+BOMB_READER = """
+import resource, sys
+from digitnet.preprocess import NoDigitError, load_image, preprocess_image
+try:
+    preprocess_image(load_image(sys.argv[1]))
+except NoDigitError:
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_bomb_just_under_the_pixel_limit_costs_its_decoded_size_once(tmp_path: Path) -> None:
+    """9000 x 9000 blank 1-bit pixels in a 28 kB file: Pillow holds them in 81 MB; the float32
+    copies preprocessing used to make of them pushed the peak past 800 MB."""
+    path = tmp_path / "page.png"
+    Image.new("1", (9000, 9000), 1).save(path)
+    assert path.stat().st_size < 50_000 and Image.MAX_IMAGE_PIXELS > 9000 * 9000
+    run = subprocess.run(
+        [sys.executable, "-c", BOMB_READER, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert int(run.stdout) < 400  # peak MiB: the interpreter and libraries, plus 2 x 81 MB

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from digitnet.checkpoint import write_atomically
+from digitnet.files import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

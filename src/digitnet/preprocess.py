@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,8 +86,9 @@ def decode_image(data: bytes, name: str = "image") -> Image.Image:
 
 def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
     """Open and fully decode source, turning every failure into a one-line ImageError."""
+    # Pillow warns about corrupt metadata it skips; the image either decodes or raises below.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore")
         try:
             with Image.open(source) as opened:
                 check_pixel_count(name, opened.size)
@@ -111,12 +113,15 @@ def check_file(path: Path) -> None:
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image")
     try:
-        size = path.stat().st_size
+        status = path.stat()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({(exc.strerror or str(exc)).lower()})") from None
-    if size == 0:
+    if not stat.S_ISREG(status.st_mode):
+        # A pipe or a device may never end (/dev/zero) or block forever (a FIFO).
+        raise ImageError(f"{path}: not a regular file, expected an image file")
+    if status.st_size == 0:
         raise ImageError(f"{path}: empty file, not an image")
 
 
@@ -141,6 +146,8 @@ def describe_decode_error(exc: Exception) -> str:
         return f"cannot read ({exc.strerror.lower()})"
     if isinstance(exc, EOFError) or "truncated" in message.lower():
         return "truncated image file (the data ends early)"
+    if message.startswith("decoder error"):
+        return f"corrupt image data ({message})"
     return f"cannot decode the image ({message or type(exc).__name__})"
 
 
@@ -218,15 +225,48 @@ def already_mnist_like(gray: Gray) -> NDArray[np.bool_]:
 
 def grayscale(image: Image.Image) -> Gray:
     """Luminance in [0, 1] (0 is black), transparency composited over white, shrunk if huge."""
+    wide_mode = image.mode if image.mode in WIDE_MODES else None
+    image = reduce_huge(image)
     if image.mode in ALPHA_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
+        rgba = converted(image, "RGBA")
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), rgba)
-    if image.mode in WIDE_MODES:
-        gray = scale_wide(np.asarray(image), image.mode)
+        wide_mode = None
+    if wide_mode is not None:
+        gray = scale_wide(np.asarray(image), wide_mode)
     else:
-        luma = image if image.mode == "L" else image.convert("RGB").convert("L")
+        luma = image if image.mode == "L" else converted(image, "RGB").convert("L")
         gray = scale_array(np.asarray(luma))
     return shrink(gray, WORK_SIZE)
+
+
+def converted(image: Image.Image, mode: str) -> Image.Image:
+    """image in mode, or an ImageError for the few modes Pillow cannot convert."""
+    try:
+        return image.convert(mode)
+    except ValueError:
+        raise ImageError(f"images of mode {image.mode} cannot be read") from None
+
+
+def reduce_huge(image: Image.Image) -> Image.Image:
+    """Image shrunk by a whole factor to a longest side under 2 * WORK_SIZE, if it is longer.
+
+    NOTE: this runs on Pillow's own pixels, before any float32 copy, so that a large image
+    (a decompression bomb just under Pillow's limit, say) costs its decoded size once rather
+    than five times over. Modes Pillow cannot reduce are first widened to one it can.
+    """
+    factor = max(image.size) // WORK_SIZE
+    if factor < 2:
+        return image
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    try:
+        return image.reduce(factor)
+    except ValueError:
+        raise ImageError(f"images of mode {image.mode} cannot be read") from None
 
 
 def scale_array(pixels: NDArray[np.generic]) -> Gray:

@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from digitnet import plots
-from digitnet.checkpoint import write_atomically
 from digitnet.data import scale_pixels
+from digitnet.files import write_atomically
 from digitnet.network import NUM_CLASSES, Network
 
 CHUNK = 10_000

@@ -8,7 +8,10 @@ the exit status is 1 when any file failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from numpy.typing import NDArray
 from digitnet.api import Model, Prediction, load_model
 from digitnet.commands.common import percent, print_json
 from digitnet.data import DataError, read_images
+from digitnet.files import write_atomically
 from digitnet.preprocess import (
     ImageError,
     load_image,
@@ -102,11 +106,40 @@ def read_entries(name: str) -> list[Entry]:
             return batch_entries(name, load_npy(path))
         if is_idx(path):
             return batch_entries(name, read_images(path))
-        return [Entry(name, pixels=preprocess_image(load_image(path)))]
+        with native_messages_silenced():
+            image = load_image(path)
+        return [Entry(name, pixels=preprocess_image(image))]
     except (ImageError, DataError) as exc:
-        return [Entry(name, error=str(exc))]
+        message = str(exc)  # names the file, unless it came from preprocessing the pixels
+        named = message.startswith((f"{name}: ", f"{path}: "))
+        return [Entry(name, error=message if named else f"{name}: {message}")]
     except (ValueError, OSError, EOFError) as exc:
         return [Entry(name, error=f"{name}: {describe(exc)}")]
+
+
+@contextlib.contextmanager
+def native_messages_silenced() -> Iterator[None]:
+    """Send what C libraries write straight to file descriptor 2 to /dev/null meanwhile.
+
+    libtiff prints its own lines about corrupt TIFF data ("Using code not yet in table")
+    before Pillow raises; the error digitnet reports says the same in one line. The command
+    reads files one at a time in one thread, so nothing else is silenced.
+    """
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (closed by the caller): nothing to keep clean
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def is_idx(path: Path) -> bool:
@@ -220,16 +253,21 @@ def json_summary(
 
 def save_inputs(folder: Path, answered: list[Entry]) -> None:
     """Write each network input as an 8-bit 28x28 PNG named after its file."""
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for entry in answered:
         assert entry.pixels is not None
         stem = input_file_stem(entry, used)
-        pixels = np.round(entry.pixels * 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{stem}.png")
+        save_png(folder / f"{stem}.png", np.round(entry.pixels * 255).astype(np.uint8))
     print(f"saved {len(answered)} network inputs to {folder}", file=sys.stderr)
+
+
+def save_png(path: Path, pixels: NDArray[np.uint8]) -> None:
+    """Write 8-bit grayscale pixels as a PNG, atomically."""
+    from PIL import Image
+
+    image = Image.fromarray(pixels)
+    write_atomically(path, lambda handle: image.save(handle, format="PNG"))
 
 
 def input_file_stem(entry: Entry, used: set[str]) -> str:

@@ -13,10 +13,25 @@ from typing import Any
 from waitress.server import create_server
 
 from digitnet.commands.common import resolve_model_path
-from digitnet.web.app import create_app
+from digitnet.web.app import MAX_BODY_BYTES, create_app
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 THREADS = 8
+
+# Limits that keep a misbehaving or hostile client from tying the server up. waitress's own
+# defaults suit a public site behind a proxy (a 1 GiB body, 256 KiB of headers, two minutes of
+# silence); a drawing page needs far less.
+SERVER_LIMITS: dict[str, Any] = {
+    "channel_timeout": 30,  # seconds a connection may stay silent before it is closed
+    "cleanup_interval": 10,  # how often, in seconds, silent connections are looked for
+    "connection_limit": 100,  # open connections; more wait in the listen backlog
+    "max_request_header_size": 64 * 1024,
+    # waitress refuses a body beyond this and buffers no more of it; under it the app's own
+    # limit (MAX_BODY_BYTES) answers 413 in JSON.
+    "max_request_body_size": MAX_BODY_BYTES + 64 * 1024,
+    "asyncore_use_poll": True,  # poll() has no 1024-descriptor ceiling, select() does
+    "ident": "digitnet",
+}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -82,10 +97,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def listen(app: Any, host: str, port: int) -> Any:
-    """A waitress server bound to host:port, or an OSError naming the address."""
+def listen(app: Any, host: str, port: int, **limits: Any) -> Any:
+    """A waitress server bound to host:port, or an OSError naming the address.
+
+    limits override SERVER_LIMITS (the tests shorten the timeouts).
+    """
+    settings = {**SERVER_LIMITS, **limits}
     try:
-        return create_server(app, host=host, port=port, threads=THREADS)
+        return create_server(app, host=host, port=port, threads=THREADS, **settings)
     except OSError as exc:
         reason = exc.strerror or os.strerror(exc.errno or errno.EADDRNOTAVAIL)
         raise OSError(exc.errno, reason, f"{host}:{port}") from None
