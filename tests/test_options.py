@@ -90,7 +90,7 @@ def test_dropout_masks_drop_at_the_rate_and_keep_the_expected_output() -> None:
 
 
 def test_dropout_changes_the_training_pass_only_through_the_mask() -> None:
-    network, X, Y, rng = random_problem((7,), "relu", "softmax")
+    network, X, _, rng = random_problem((7,), "relu", "softmax")
     masks = dropout_masks(network, X.shape[0], 0.5, rng)
     assert masks is not None
     _, dropped = network.forward(X, masks)
@@ -190,12 +190,9 @@ def test_cli_trains_a_deep_relu_softmax_network(tmp_path: Path, mnist: Dataset, 
 
     folder = write_dataset(tmp_path / "data", small_dataset(mnist, 600, 100))
     output = tmp_path / "m.npz"
-    status = main(
-        ["train", "--data", str(folder), "--epochs", "2", "--hidden", "32,16"]
-        + ["--activation", "relu", "--output-units", "softmax", "--optimizer", "adam"]
-        + ["--learning-rate", "0.002", "--dropout", "0.2", "--validation-size", "100"]
-        + ["-o", str(output), "-q", "--json"]
-    )
+    options = "--epochs 2 --hidden 32,16 --activation relu --output-units softmax --dropout 0.2"
+    options += " --optimizer adam --learning-rate 0.002 --validation-size 100 -q --json"
+    status = main(["train", "--data", str(folder), "-o", str(output), *options.split()])
     assert status == 0
     summary = json.loads(capsys.readouterr().out)
     network, metadata = load_model(output)
