@@ -14,10 +14,10 @@ from conftest import small_dataset
 from digitnet.activations import log_softmax, softmax, softmax_cross_entropy
 from digitnet.checkpoint import load_model, save_model
 from digitnet.cli import main
-from digitnet.config import TrainConfig, parse_widths
+from digitnet.config import TrainConfig, parse_widths, preset
 from digitnet.data import Dataset, scale_pixels
 from digitnet.network import Network, dropout_masks, init_network, one_hot
-from digitnet.train import evaluate, fit
+from digitnet.train import evaluate, fit, sgd_step
 
 RELATIVE_TOLERANCE = 1e-6
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -207,3 +207,20 @@ def test_cli_rejects_bad_hidden_widths(capsys) -> None:
         main(["train", "--hidden", "128,abc"])
     assert exit_info.value.code == 2
     assert "give widths like 128 or 512,256" in capsys.readouterr().err
+
+
+def test_the_seed_preset_trains_exactly_like_the_plain_seed_loop(mnist: Dataset) -> None:
+    data = small_dataset(mnist, 1100, 10)
+    config = preset("seed", epochs=1, validation_size=100)
+    trained, _ = fit(config, data)
+
+    rng = np.random.default_rng(config.seed)
+    network = init_network((784, 128, 10), rng)
+    X, labels = scale_pixels(data.train_images[:1000]), data.train_labels[:1000]
+    order = rng.permutation(1000)
+    for start in range(0, 1000, 32):
+        batch = order[start : start + 32]
+        _, cache = network.forward(X[batch])
+        sgd_step(network, network.backward(cache, one_hot(labels[batch])), 0.5)
+
+    assert all(np.array_equal(trained.params[k], network.params[k]) for k in network.params)

@@ -1,7 +1,8 @@
 """Hidden-layer activations with their derivatives, and the softmax output with its loss.
 
 Each derivative is written in terms of the activation's output A, not its input Z, so the
-forward pass only has to keep A. docs/derivation-options.md derives every line; a comment
+forward pass only has to keep A; the *_backward functions multiply an incoming gradient dA by
+it, giving dZ. docs/derivation-options.md derives every line; a comment
 "(eq. 1xx)" points at the equation it computes.
 """
 
@@ -16,9 +17,9 @@ HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OUTPUTS = ("sigmoid", "softmax")
 
 
-def sigmoid_derivative(A: Array) -> Array:
-    """sigma'(z) = a (1 - a), from the sigmoid's output a (eq. 4)."""
-    return A * (1.0 - A)
+def sigmoid_backward(dA: Array, A: Array) -> Array:
+    """dZ = dA * sigma'(z), with sigma'(z) = a (1 - a) from the sigmoid's output a (eq. 4, 12)."""
+    return dA * A * (1.0 - A)
 
 
 def tanh(Z: Array) -> Array:
@@ -26,9 +27,9 @@ def tanh(Z: Array) -> Array:
     return np.tanh(Z)
 
 
-def tanh_derivative(A: Array) -> Array:
-    """tanh'(z) = 1 - a^2, from tanh's output a (eq. 102)."""
-    return 1.0 - A * A
+def tanh_backward(dA: Array, A: Array) -> Array:
+    """dZ = dA * tanh'(z), with tanh'(z) = 1 - a^2 from tanh's output a (eq. 102)."""
+    return dA * (1.0 - A * A)
 
 
 def relu(Z: Array) -> Array:
@@ -36,9 +37,9 @@ def relu(Z: Array) -> Array:
     return np.maximum(Z, 0.0)
 
 
-def relu_derivative(A: Array) -> Array:
-    """1 where the unit is active (a > 0), else 0 (eq. 104); at z = 0 we take 0."""
-    return (A > 0).astype(A.dtype)
+def relu_backward(dA: Array, A: Array) -> Array:
+    """dZ = dA where the unit is active (a > 0), else 0 (eq. 104); at z = 0 we take 0."""
+    return dA * (A > 0)
 
 
 def log_softmax(Z: Array) -> Array:

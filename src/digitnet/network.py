@@ -25,12 +25,12 @@ from digitnet.activations import (
     HIDDEN_ACTIVATIONS,
     OUTPUTS,
     relu,
-    relu_derivative,
-    sigmoid_derivative,
+    relu_backward,
+    sigmoid_backward,
     softmax,
     softmax_cross_entropy,
     tanh,
-    tanh_derivative,
+    tanh_backward,
 )
 
 Array = NDArray[np.floating]
@@ -85,10 +85,10 @@ class Cache:
 Function = Callable[[Array], Array]
 
 
-HIDDEN: dict[str, tuple[Function, Function]] = {
-    "sigmoid": (sigmoid, sigmoid_derivative),
-    "tanh": (tanh, tanh_derivative),
-    "relu": (relu, relu_derivative),
+HIDDEN: dict[str, tuple[Function, Callable[[Array, Array], Array]]] = {
+    "sigmoid": (sigmoid, sigmoid_backward),
+    "tanh": (tanh, tanh_backward),
+    "relu": (relu, relu_backward),
 }
 OUTPUT: dict[str, tuple[Function, Callable[[Array, Array], float]]] = {
     "sigmoid": (sigmoid, cross_entropy),
@@ -126,7 +126,7 @@ class Network:
         check_choice("output", output, OUTPUTS)
         self.activation = activation
         self.output = output
-        self.hidden_function, self.hidden_derivative = HIDDEN[activation]
+        self.hidden_function, self.hidden_backward = HIDDEN[activation]
         self.output_function, self.output_loss = OUTPUT[output]
 
     def __repr__(self) -> str:
@@ -178,7 +178,7 @@ class Network:
         grads: dict[str, Array] = {}
         n = Y.shape[0]
         A_out = cache.activations[-1]
-        dZ = (A_out - Y) / np.asarray(n, dtype=A_out.dtype)  # (N, 10)  (eq. 8, 13; 109)
+        dZ: Array = (A_out - Y) / np.asarray(n, dtype=A_out.dtype)  # (N, 10)  (eq. 8, 13; 109)
         for layer in range(self.num_layers, 0, -1):
             A_prev = cache.activations[layer - 1]  # (N, in)
             W = self.params[f"W{layer}"]  # (out, in)
@@ -190,7 +190,7 @@ class Network:
                 dA_prev = dZ @ W  # (N, in)  (eq. 9)
                 if cache.masks:
                     dA_prev *= cache.masks[layer - 2]  # (N, in)  (eq. 108)
-                dZ = dA_prev * self.hidden_derivative(cache.hidden[layer - 2])  # (eq. 4, 12)
+                dZ = self.hidden_backward(dA_prev, cache.hidden[layer - 2])  # (N, in)  (eq. 4, 12)
         return grads
 
     def loss(
