@@ -90,7 +90,7 @@ class Adam(Optimizer):
         v += (1.0 - beta2) * g * g  # (eq. 115)
         m_hat_scale = 1.0 / (1.0 - beta1**self.steps)  # (eq. 116)
         v_hat_scale = 1.0 / (1.0 - beta2**self.steps)  # (eq. 116)
-        denominator = np.sqrt(v * v_hat_scale) + ADAM_EPSILON
+        denominator = np.sqrt(v * v_hat_scale) + ADAM_EPSILON  # (eq. 117)
         theta -= np.asarray(learning_rate * m_hat_scale, dtype=theta.dtype) * m / denominator
 
 
