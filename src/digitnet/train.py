@@ -151,17 +151,17 @@ def fit(
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None and resume is None:
         save_checkpoint(path, state)
+    saved = state.epoch  # the epoch the checkpoint on disk holds
     try:
         while state.epoch < config.epochs and not stopped_early(state):
             stats = run_epoch(state, X, train_y, X_val, val_y, schedule, on_batch)
             if path is not None:
                 save_checkpoint(path, state)
+            saved = state.epoch
             if on_epoch is not None:
                 on_epoch(stats)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(
-            state.history.epochs[-1].epoch if state.history.epochs else 0, path
-        ) from None
+        raise TrainingInterrupted(saved, path) from None
     if config.patience and state.best_params is not None:
         state.network.params = {name: value.copy() for name, value in state.best_params.items()}
     return state.network, state.history
