@@ -84,7 +84,7 @@ class Cache:
 
 Function = Callable[[Array], Array]
 
-
+# Each hidden activation with the function that turns dA into dZ; each output with its loss.
 HIDDEN: dict[str, tuple[Function, Callable[[Array, Array], Array]]] = {
     "sigmoid": (sigmoid, sigmoid_backward),
     "tanh": (tanh, tanh_backward),
