@@ -159,6 +159,24 @@ def test_cli_resume_refuses_other_settings(tmp_path: Path, data: Dataset, capsys
     folder = write_dataset(tmp_path / "data", data)
     options = ["--data", str(folder), "--hidden", "8", "--validation-size", "100", "-q"]
     assert main(["train", *options, "--epochs", "1", "-o", str(tmp_path / "m.npz")]) == 0
-    status = main(["train", "--resume", str(tmp_path / "m.checkpoint.npz"), "--dropout", "0.5"])
+    resume = ["train", "--resume", str(tmp_path / "m.checkpoint.npz")]
+    status = main([*resume, "--dropout", "0.5", "--preset", "best"])
     assert status == 1
-    assert "drop --dropout" in capsys.readouterr().err
+    assert "drop --dropout, --preset" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_names_the_checkpoint_and_exits_130(
+    tmp_path: Path, data: Dataset, monkeypatch, capsys
+) -> None:
+    import digitnet.commands.train as train_command
+
+    def interrupted_fit(*args: object, **kwargs: object) -> None:
+        raise TrainingInterrupted(3, tmp_path / "m.checkpoint.npz")
+
+    monkeypatch.setattr(train_command, "fit", interrupted_fit)
+    folder = write_dataset(tmp_path / "data", data)
+    status = main(["train", "--data", str(folder), "-q", "-o", str(tmp_path / "m.npz")])
+    assert status == 130
+    err = capsys.readouterr().err
+    assert "holds epoch 3" in err and f"--resume {tmp_path / 'm.checkpoint.npz'}" in err
+    assert not (tmp_path / "m.npz").exists()

@@ -67,7 +67,6 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        default="seed",
         help="starting settings: seed (the seed network) or best (two wide ReLU layers, "
         "dropout, Nesterov momentum, cosine decay, distorted images) (default: seed)",
     )
@@ -114,9 +113,9 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, TrainingState
     """The settings to train with, and the state to continue with --resume."""
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume is None:
-        return preset(args.preset, **given), None
+        return preset(args.preset or "seed", **given), None
     state = load_checkpoint(args.resume)
-    refused = sorted(set(given) - {"epochs"})
+    refused = sorted(set(given) - {"epochs"}) + (["preset"] if args.preset else [])
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
         raise ValueError(f"--resume keeps the checkpoint's settings; drop {flags}")
