@@ -49,6 +49,9 @@ HELP = {
 }
 
 
+METAVARS: dict[str, str | None] = {"hidden": "WIDTHS", **{name: None for name in CHOICES}}
+
+
 def widths(text: str) -> tuple[int, ...]:
     """argparse type of --hidden."""
     try:
@@ -104,7 +107,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             type=widths if field.name == "hidden" else type(default),
             choices=CHOICES.get(field.name),
             default=argparse.SUPPRESS,
-            metavar=None if field.name in CHOICES else field.name.split("_")[-1].upper(),
+            metavar=METAVARS.get(field.name, field.name.split("_")[-1].upper()),
             help=f"{HELP[field.name]} (default: {shown})",
         )
 
