@@ -224,3 +224,10 @@ def test_the_seed_preset_trains_exactly_like_the_plain_seed_loop(mnist: Dataset)
         sgd_step(network, network.backward(cache, one_hot(labels[batch])), 0.5)
 
     assert all(np.array_equal(trained.params[k], network.params[k]) for k in network.params)
+
+
+def test_configs_round_trip_through_their_saved_form() -> None:
+    config = preset("best", hidden=(64, 32), dropout=0.1)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match=r"unknown training settings \['colour'\]"):
+        TrainConfig.from_dict({**config.to_dict(), "colour": "red"})
