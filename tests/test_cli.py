@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from digitnet.checkpoint import load_model
 from digitnet.cli import EXIT_STATUSES, main
 from digitnet.commands import evaluate
+from digitnet.state import load_checkpoint
 
 
 def train_small(small_data: Path, output: Path, *extra: str) -> int:
@@ -172,10 +174,17 @@ def test_a_real_process_prints_no_traceback_and_exits_with_status_1(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("signum", "status", "message"),
-    [(signal.SIGINT, 130, "digitnet: interrupted"), (signal.SIGTERM, 143, "digitnet: terminated")],
+    [
+        (
+            signal.SIGINT,
+            130,
+            r"digitnet: interrupted; .*m.checkpoint.npz holds epoch \d+; continue with .*",
+        ),
+        (signal.SIGTERM, 143, "digitnet: terminated"),
+    ],
     ids=["SIGINT", "SIGTERM"],
 )
-def test_a_signal_during_training_exits_quietly_and_leaves_no_file(
+def test_a_signal_during_training_exits_quietly_and_keeps_only_the_checkpoint(
     tmp_path: Path, small_data: Path, signum: int, status: int, message: str
 ) -> None:
     output = tmp_path / "m.npz"
@@ -191,9 +200,11 @@ def test_a_signal_during_training_exits_quietly_and_leaves_no_file(
         first_epoch = process.stderr.readline()
     process.send_signal(signum)
     err = first_epoch + process.stderr.read()
+    process.stderr.close()
     assert process.wait(timeout=30) == status
-    assert err.splitlines()[-1] == message and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []
+    assert re.fullmatch(message, err.splitlines()[-1]) and "Traceback" not in err
+    assert [path.name for path in tmp_path.iterdir()] == ["m.checkpoint.npz"]
+    assert load_checkpoint(tmp_path / "m.checkpoint.npz").epoch >= 1
 
 
 def test_output_closed_early_exits_141_without_a_message(tmp_path: Path, small_data: Path) -> None:

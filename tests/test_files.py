@@ -16,6 +16,7 @@ from digitnet import files
 from digitnet.checkpoint import load_model, save_model
 from digitnet.checkpoint import write_atomically as write_atomically_from_checkpoint
 from digitnet.cli import main
+from digitnet.commands import train as train_command
 from digitnet.data import Dataset
 from digitnet.files import WriteFailedError, check_writable, write_atomically
 from digitnet.network import Network, init_network
@@ -125,7 +126,13 @@ def test_the_cli_reports_a_failed_save_in_one_line(
     assert main([*argv, "--output", str(output), "--quiet"]) == 0
     before = output.read_bytes()
 
-    fill_disk_after(monkeypatch, 4096)
+    real_save_model = train_command.save_model
+
+    def save_model_on_a_full_disk(*args: Any, **kwargs: Any) -> Path:
+        fill_disk_after(monkeypatch, 4096)
+        return real_save_model(*args, **kwargs)
+
+    monkeypatch.setattr(train_command, "save_model", save_model_on_a_full_disk)
     assert main([*argv, "--output", str(output), "--quiet", "--seed", "9"]) == 1
 
     assert capsys.readouterr().err == (
@@ -133,7 +140,7 @@ def test_the_cli_reports_a_failed_save_in_one_line(
         "the previous file is unchanged\n"
     )
     assert output.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.checkpoint.npz", "m.npz"]
 
 
 def test_train_checks_the_output_folder_before_training(

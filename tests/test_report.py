@@ -161,7 +161,7 @@ def test_report_learning_curves_come_from_the_model_history(report: Path, model:
     _, metadata = load_model(model)
     summary = json.loads((report / "report.json").read_text())
     assert summary["history"] == metadata["history"] and len(summary["history"]) == 2
-    assert summary["config"]["hidden"] == HIDDEN
+    assert summary["config"]["hidden"] == [HIDDEN]
 
 
 def test_analyse_sorts_ties_by_index_and_counts_every_image() -> None:

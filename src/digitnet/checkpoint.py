@@ -1,9 +1,12 @@
 """Model files: a .npz archive of named arrays plus JSON metadata, never unpickled.
 
 The archive holds the parameters (W1, b1, W2, b2, ...) and one uint8 array, "metadata", with
-UTF-8 JSON: the format version, the layer sizes, the training settings, the seed, the per-epoch
-history and the measured accuracies. Files are written to a temporary file beside the target and
-renamed into place, so an interrupted save never leaves a half-written model.
+UTF-8 JSON: the format version, the layer sizes and the architecture (hidden activation and
+output units; files without them hold the seed's sigmoid network), the training settings, the
+seed, the per-epoch history and the measured accuracies. Training checkpoints use the same
+container with "kind": "checkpoint" and more arrays (see digitnet.state). Files are written to
+a temporary file beside the target and renamed into place, so an interrupted save never leaves
+a half-written model.
 """
 
 from __future__ import annotations
@@ -39,11 +42,19 @@ class ModelFileError(ValueError):
 
 def save_model(path: str | Path, network: Network, metadata: dict[str, Any]) -> Path:
     """Write network and metadata to path atomically; return the path written."""
+    meta = {**metadata, "sizes": list(network.sizes), **network.architecture()}
+    return save_arrays(path, dict(network.params), meta)
+
+
+def save_arrays(
+    path: str | Path, arrays: dict[str, NDArray[Any]], metadata: dict[str, Any]
+) -> Path:
+    """Write named arrays and JSON metadata (plus the format version) to path atomically."""
     path = Path(path)
-    meta = {**metadata, "format_version": FORMAT_VERSION, "sizes": list(network.sizes)}
+    meta = {**metadata, "format_version": FORMAT_VERSION}
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    arrays: dict[str, NDArray[Any]] = {**network.params, METADATA_KEY: blob}
-    write_atomically(path, lambda handle: np.savez(handle, allow_pickle=False, **arrays))
+    contents = {**arrays, METADATA_KEY: blob}
+    write_atomically(path, lambda handle: np.savez(handle, allow_pickle=False, **contents))
     return path
 
 
@@ -55,12 +66,23 @@ def load_model(
     Nothing larger than max_bytes, by the sizes the archive declares, is unpacked.
     """
     path = Path(path)
+    arrays, metadata = load_arrays(path, max_bytes)
+    if metadata.get("kind") == "checkpoint":
+        raise ModelFileError(
+            f"{path}: is a training checkpoint, not a model; continue it with "
+            f"'digitnet train --resume {path}'"
+        )
+    network = network_from_arrays(path, arrays, metadata)
+    return network.astype(np.float32), metadata
+
+
+def load_arrays(
+    path: str | Path, max_bytes: int = MAX_MODEL_BYTES
+) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+    """The arrays and checked metadata of a file written by save_arrays."""
+    path = Path(path)
     arrays = read_arrays(path, max_bytes)
     metadata = parse_metadata(path, arrays.pop(METADATA_KEY, None))
-    try:
-        network = Network(tuple(metadata["sizes"]), arrays)
-    except ValueError as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
     for name, value in arrays.items():
         if value.dtype not in PARAMETER_DTYPES:
             raise ModelFileError(
@@ -68,7 +90,22 @@ def load_model(
             )
         if not np.all(np.isfinite(value)):
             raise ModelFileError(f"{path}: array {name} holds NaN or infinite values")
-    return network.astype(np.float32), metadata
+    return arrays, metadata
+
+
+def network_from_arrays(
+    path: Path, params: dict[str, NDArray[Any]], metadata: dict[str, Any]
+) -> Network:
+    """The network that params and metadata describe; the seed architecture when unnamed."""
+    try:
+        return Network(
+            tuple(metadata["sizes"]),
+            params,
+            activation=metadata.get("activation", "sigmoid"),
+            output=metadata.get("output", "sigmoid"),
+        )
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
 
 
 def read_arrays(path: Path, max_bytes: int) -> dict[str, NDArray[Any]]:
@@ -137,7 +174,7 @@ def read_member(
         data = member.read(nbytes)
         if len(data) != nbytes or member.read(1):
             raise ModelFileError(f"{path}: array {name} does not match its declared shape {shape}")
-    array: NDArray[Any] = np.frombuffer(data, dtype=dtype)
+    array: NDArray[Any] = np.frombuffer(bytearray(data), dtype=dtype)  # writable, no copy
     return array.reshape(shape, order="F" if fortran_order else "C")
 
 
@@ -253,7 +290,9 @@ __all__ = [
     "FORMAT_VERSION",
     "ModelFileError",
     "check_params",
+    "load_arrays",
     "load_model",
+    "save_arrays",
     "save_model",
     "write_atomically",
 ]

@@ -1,87 +1,61 @@
-"""Training by mini-batch stochastic gradient descent, and evaluation.
+"""Training by mini-batch gradient descent, and evaluation.
 
 The library never prints: fit() reports through optional callbacks and returns a history.
+A run can write a checkpoint after every epoch and be continued from it (digitnet.state);
+with a patience it stops early and keeps the weights of its best validation accuracy.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from digitnet.augment import augment_batch
+from digitnet.config import TrainConfig
 from digitnet.data import Dataset, scale_pixels, split_validation
-from digitnet.network import INPUT_SIZE, NUM_CLASSES, Network, cross_entropy, init_network, one_hot
+from digitnet.network import NUM_CLASSES, Network, dropout_masks, one_hot
+from digitnet.optim import Schedule
+from digitnet.state import (
+    EpochStats,
+    History,
+    TrainingState,
+    new_training_state,
+    save_checkpoint,
+)
 from digitnet.threads import blas_threads, choose_threads
 
 EVAL_BATCH = 10_000
+
+__all__ = [
+    "EpochStats",
+    "Evaluation",
+    "History",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "evaluate",
+    "fit",
+    "sgd_step",
+]
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-@dataclass
-class TrainConfig:
-    """Every training setting; the command-line flags map onto these fields.
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the checkpoint, if any, holds the last completed epoch."""
 
-    The defaults were chosen on the validation split (docs/benchmarks.md): with N(0, 1/fan_in)
-    weights, batches of 32 and a step of 0.5 the seed network passes 98% test accuracy within
-    its epochs, while steps above about 2 make the sigmoid outputs saturate early.
-    """
-
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 0.5
-    hidden: int = 128
-    validation_size: int = 5000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        rules = {
-            "epochs": (self.epochs >= 1, "at least 1"),
-            "batch_size": (self.batch_size >= 1, "at least 1"),
-            "learning_rate": (
-                self.learning_rate > 0 and np.isfinite(self.learning_rate),
-                "a positive finite number",
-            ),
-            "hidden": (self.hidden >= 1, "at least 1"),
-            "validation_size": (self.validation_size >= 0, "0 or more"),
-            "seed": (self.seed >= 0, "0 or more"),
-        }
-        for name, (ok, rule) in rules.items():
-            if not ok:
-                label = name.replace("_", " ")
-                raise ValueError(f"{label} must be {rule}, got {getattr(self, name)}")
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return (INPUT_SIZE, self.hidden, NUM_CLASSES)
-
-    def to_dict(self) -> dict[str, int | float]:
-        return asdict(self)
-
-
-@dataclass
-class EpochStats:
-    """What one epoch of training measured."""
-
-    epoch: int
-    train_loss: float
-    val_accuracy: float | None
-    seconds: float
-
-
-@dataclass
-class History:
-    """Per-epoch statistics of a training run."""
-
-    epochs: list[EpochStats] = field(default_factory=list)
-
-    def to_list(self) -> list[dict[str, float | int | None]]:
-        return [asdict(stats) for stats in self.epochs]
+    def __init__(self, epoch: int, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted after epoch {epoch}")
+        self.epoch = epoch
+        self.checkpoint = checkpoint
 
 
 @dataclass
@@ -112,32 +86,52 @@ def sgd_step(
         value -= step
 
 
+def make_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
+    """The learning rate of every step of the run that config describes."""
+    return Schedule(
+        base=config.learning_rate,
+        kind=config.schedule,
+        total_steps=config.epochs * steps_per_epoch,
+        step_size=config.step_epochs * steps_per_epoch,
+        gamma=config.step_gamma,
+        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+    )
+
+
 def train_epoch(
-    network: Network,
+    state: TrainingState,
     X: NDArray[np.floating],
     labels: NDArray[np.uint8],
-    config: TrainConfig,
-    rng: np.random.Generator,
+    schedule: Schedule,
     on_batch: Callable[[int], None] | None = None,
-) -> float:
-    """One pass over X in shuffled mini-batches; returns the mean training loss."""
+) -> tuple[float, float]:
+    """One pass over X in shuffled mini-batches; returns the mean training loss and last rate.
+
+    The random generator is drawn from in a fixed order (the shuffle, then per batch the
+    distortions and the dropout masks), so a run continued from a checkpoint repeats exactly.
+    """
+    config, network, rng = state.config, state.network, state.rng
     order = rng.permutation(X.shape[0])
-    total_loss = 0.0
+    total_loss, rate = 0.0, schedule(state.optimizer.steps)
     for start in range(0, X.shape[0], config.batch_size):
         batch = order[start : start + config.batch_size]
-        X_batch, Y_batch = X[batch], one_hot(labels[batch], X.dtype.type)
-        _, cache = network.forward(X_batch)
-        loss = cross_entropy(cache.Z_out, Y_batch)
+        X_batch = augment_batch(X[batch], rng, config.augment)
+        Y_batch = one_hot(labels[batch], X.dtype.type)
+        masks = dropout_masks(network, batch.shape[0], config.dropout, rng)
+        _, cache = network.forward(X_batch, masks)
+        loss = network.output_loss(cache.Z_out, Y_batch)
         if not np.isfinite(loss):
             raise TrainingDivergedError(
                 f"the loss became {loss} at sample {start}; "
                 f"try a lower learning rate than {config.learning_rate}"
             )
         total_loss += loss * batch.shape[0]
-        sgd_step(network, network.backward(cache, Y_batch), config.learning_rate)
+        rate = schedule(state.optimizer.steps)
+        grads = network.backward(cache, Y_batch, config.weight_decay)
+        state.optimizer.step(network.params, grads, rate)
         if on_batch is not None:
             on_batch(batch.shape[0])
-    return total_loss / float(X.shape[0])
+    return total_loss / float(X.shape[0]), rate
 
 
 def fit(
@@ -145,33 +139,85 @@ def fit(
     dataset: Dataset,
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    checkpoint: str | Path | None = None,
+    resume: TrainingState | None = None,
     threads: int | None = None,
 ) -> tuple[Network, History]:
-    """Train a new network on the training images, less the held-out validation split.
+    """Train a network on the training images, less the held-out validation split.
 
-    BLAS runs on `threads` threads while training; None means $DIGITNET_THREADS, else the count
-    measured fastest for the batch size (digitnet.threads).
+    With checkpoint, the state is written there before the first epoch and after every epoch.
+    resume continues a state loaded from a checkpoint; config must match the state's settings
+    except for epochs, which may be raised. On Ctrl-C the partial epoch is dropped and
+    TrainingInterrupted names the checkpoint holding the last completed epoch. BLAS runs on
+    `threads` threads while training; None means $DIGITNET_THREADS, else the count measured
+    fastest for the batch size (digitnet.threads).
     """
     blas_thread_count = choose_threads(config.batch_size, threads)
     train_x, train_y, val_x, val_y = split_validation(
         dataset.train_images, dataset.train_labels, config.validation_size
     )
     X, X_val = scale_pixels(train_x), scale_pixels(val_x)
-    rng = np.random.default_rng(config.seed)
-    network = init_network(config.sizes, rng)
-    history = History()
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        # NaN and overflow warnings are silenced: divergence is checked explicitly
-        with np.errstate(over="ignore", invalid="ignore"), blas_threads(blas_thread_count):
-            train_loss = train_epoch(network, X, train_y, config, rng, on_batch)
-        seconds = time.perf_counter() - started
-        val_accuracy = evaluate(network, X_val, val_y).accuracy if len(val_y) else None
-        stats = EpochStats(epoch, train_loss, val_accuracy, seconds)
-        history.epochs.append(stats)
-        if on_epoch is not None:
-            on_epoch(stats)
-    return network, history
+    state = resume_state(config, resume) if resume is not None else new_training_state(config)
+    schedule = make_schedule(config, math.ceil(X.shape[0] / config.batch_size))
+    path = None if checkpoint is None else Path(checkpoint)
+    if path is not None and resume is None:
+        save_checkpoint(path, state)
+    saved = state.epoch  # the epoch the checkpoint on disk holds
+    try:
+        while state.epoch < config.epochs and not stopped_early(state):
+            with blas_threads(blas_thread_count):
+                stats = run_epoch(state, X, train_y, X_val, val_y, schedule, on_batch)
+            if path is not None:
+                save_checkpoint(path, state)
+            saved = state.epoch
+            if on_epoch is not None:
+                on_epoch(stats)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(saved, path) from None
+    if config.patience and state.best_params is not None:
+        state.network.params = {name: value.copy() for name, value in state.best_params.items()}
+    return state.network, state.history
+
+
+def resume_state(config: TrainConfig, state: TrainingState) -> TrainingState:
+    """state, run on under config: only the number of epochs may differ from its settings."""
+    mine, theirs = config.to_dict(), state.config.to_dict()
+    changed = sorted(name for name in mine if name != "epochs" and mine[name] != theirs[name])
+    if changed:
+        raise ValueError(
+            f"a resumed run keeps its checkpoint's settings; these differ: {', '.join(changed)}"
+        )
+    state.config = config
+    return state
+
+
+def run_epoch(
+    state: TrainingState,
+    X: NDArray[np.floating],
+    labels: NDArray[np.uint8],
+    X_val: NDArray[np.floating],
+    val_labels: NDArray[np.uint8],
+    schedule: Schedule,
+    on_batch: Callable[[int], None] | None,
+) -> EpochStats:
+    """Train one epoch, measure it on the validation images and record it in state."""
+    started = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked explicitly
+        train_loss, rate = train_epoch(state, X, labels, schedule, on_batch)
+    seconds = time.perf_counter() - started
+    val_accuracy = evaluate(state.network, X_val, val_labels).accuracy if len(val_labels) else None
+    state.epoch += 1
+    stats = EpochStats(state.epoch, train_loss, val_accuracy, seconds, rate)
+    state.history.epochs.append(stats)
+    if state.config.patience:
+        state.record_validation(val_accuracy)
+    return stats
+
+
+def stopped_early(state: TrainingState) -> bool:
+    """True once the validation accuracy has not improved for patience epochs."""
+    patience = state.config.patience
+    return patience > 0 and state.stale_epochs >= patience
 
 
 def evaluate(network: Network, X: NDArray[np.floating], labels: NDArray[np.integer]) -> Evaluation:

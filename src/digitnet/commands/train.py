@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import sys
+from collections.abc import Callable
+from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -18,38 +21,63 @@ from digitnet.commands.common import (
     print_json,
     say,
 )
+from digitnet.config import CHOICES, PRESETS, TrainConfig, parse_widths, preset
 from digitnet.data import load_dataset, scale_pixels
 from digitnet.files import check_writable
+from digitnet.state import TrainingState, load_checkpoint
 from digitnet.threads import THREADS_ENV, choose_threads
-from digitnet.train import EpochStats, TrainConfig, evaluate, fit
+from digitnet.train import EpochStats, History, TrainingInterrupted, evaluate, fit
+
+EXIT_INTERRUPTED = 130
 
 HELP = {
     "epochs": "passes over the training images",
     "batch_size": "images per mini-batch",
-    "learning_rate": "SGD step size eta",
-    "hidden": "units in the hidden layer",
+    "learning_rate": "step size eta, a schedule's peak",
+    "hidden": "widths of the hidden layers, e.g. 128 or 512,256",
+    "activation": "hidden units",
+    "output_units": "output units, each with its cross-entropy",
+    "dropout": "probability of dropping each hidden unit while training",
+    "weight_decay": "lambda of the L2 penalty on the weights",
+    "optimizer": "update rule",
+    "momentum": "momentum mu (momentum, nesterov) or beta1 (adam)",
+    "beta2": "Adam's decay rate of the squared gradients",
+    "schedule": "learning-rate schedule",
+    "warmup_epochs": "epochs of linear learning-rate warm-up",
+    "step_epochs": "epochs between the step schedule's decays",
+    "step_gamma": "factor of each decay of the step schedule",
+    "augment": "random distortions of the training images",
+    "patience": "stop after this many epochs without a better validation accuracy (0: never)",
     "validation_size": "training images held out to measure validation accuracy",
     "seed": "seed of every random choice; the same seed gives the same numbers",
 }
+
+
+METAVARS: dict[str, str | None] = {"hidden": "WIDTHS", **{name: None for name in CHOICES}}
+
+
+def widths(text: str) -> tuple[int, ...]:
+    """argparse type of --hidden."""
+    try:
+        return parse_widths(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a network and print its test accuracy",
-        description="Train the network by mini-batch SGD, save it, and print its test accuracy.",
+        description="Train a network, save it, and print its test accuracy. Flags override "
+        "the preset's settings.",
     )
-    defaults = TrainConfig()
-    for field in fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        parser.add_argument(
-            flag,
-            type=type(default),
-            default=default,
-            metavar=field.name.split("_")[-1].upper(),
-            help=f"{HELP[field.name]} (default: {default})",
-        )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="starting settings: seed (the seed network) or best (two wide ReLU layers, "
+        "dropout, Nesterov momentum, cosine decay, distorted images) (default: seed)",
+    )
+    add_config_flags(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -63,18 +91,72 @@ def add_parser(subparsers: Any) -> None:
         help=f"BLAS threads while training (default: ${THREADS_ENV}, else the count measured "
         "fastest for the batch size; see docs/benchmarks.md)",
     )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="training checkpoint written after every epoch (default: the output file's name "
+        "with .checkpoint.npz; the resumed file with --resume); it is kept, so a finished run can "
+        "go on with --resume and more --epochs",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="continue the run saved in CHECKPOINT with its settings (only --epochs may change)",
+    )
     add_data_flag(parser)
     add_output_flags(parser)
     parser.set_defaults(run=run)
 
 
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; a flag not given leaves the preset's value."""
+    defaults = TrainConfig()
+    for field in fields(TrainConfig):
+        default = getattr(defaults, field.name)
+        shown = ",".join(map(str, default)) if field.name == "hidden" else default
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=widths if field.name == "hidden" else type(default),
+            choices=CHOICES.get(field.name),
+            default=argparse.SUPPRESS,
+            metavar=METAVARS.get(field.name, field.name.split("_")[-1].upper()),
+            help=f"{HELP[field.name]} (default: {shown})",
+        )
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, TrainingState | None]:
+    """The settings to train with, and the state to continue with --resume."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if args.resume is None:
+        return checked_config(lambda: preset(args.preset or "seed", **given)), None
+    state = load_checkpoint(args.resume)
+    refused = sorted(set(given) - {"epochs"}) + (["preset"] if args.preset else [])
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise UsageError(f"--resume keeps the checkpoint's settings; drop {flags}")
+    return checked_config(lambda: replace(state.config, **given)), state
+
+
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    if args.checkpoint is not None:
+        return Path(args.checkpoint)
+    if args.resume is not None:
+        return Path(args.resume)
+    output = Path(args.output)
+    return output.with_name(output.stem + ".checkpoint.npz")
+
+
 def run(args: argparse.Namespace) -> int:
-    config = config_from_flags(args)
+    config, state = resolve_config(args)
     check_writable(args.output)
     threads = choose_threads(config.batch_size, args.threads)
     dataset = load_dataset(args.data)
+    checkpoint = checkpoint_path(args)
+    start = 0 if state is None else state.epoch
     say(args, f"training {config.sizes} on {len(dataset.train_labels)} images: {config.to_dict()}")
     say(args, f"BLAS threads: {threads}")
+    if state is not None:
+        say(args, f"resuming {args.resume} after epoch {start}")
 
     samples = len(dataset.train_labels) - config.validation_size
     bar = tqdm(total=samples, unit="img", leave=False, disable=True if args.quiet else None)
@@ -87,40 +169,60 @@ def run(args: argparse.Namespace) -> int:
         say(args, format_epoch(stats, config.epochs))
 
     try:
-        network, history = fit(config, dataset, on_epoch, on_batch, threads=threads)
+        network, history = fit(config, dataset, on_epoch, on_batch, checkpoint, state, threads)
+    except TrainingInterrupted as stop:
+        bar.close()
+        print(
+            f"digitnet: interrupted; {checkpoint} holds epoch {stop.epoch}; continue with "
+            f"'digitnet train --resume {checkpoint}'",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     finally:
         bar.close()
 
     test = evaluate(network, scale_pixels(dataset.test_images), dataset.test_labels)
-    last = history.epochs[-1]
     metadata = {
         "config": config.to_dict(),
         "data": args.data or "bundled MNIST",
         "history": history.to_list(),
-        "val_accuracy": last.val_accuracy,
+        "val_accuracy": kept_val_accuracy(config, history),
         "test_accuracy": test.accuracy,
     }
+    report_stop(args, config, history)
     save_model(args.output, network, metadata)
     say(args, f"saved the model to {args.output}")
     report_result(args, test.accuracy, history.to_list())
     return 0
 
 
-def config_from_flags(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the flags ask for; a value it refuses is a usage error."""
+def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
+    """The TrainConfig build() makes; a value it refuses is a usage error."""
     try:
-        return TrainConfig(
-            **{field.name: getattr(args, field.name) for field in fields(TrainConfig)}
-        )
+        return build()
     except ValueError as exc:
         raise UsageError(f"{exc} (see 'digitnet train --help')") from None
+
+
+def kept_val_accuracy(config: TrainConfig, history: History) -> float | None:
+    """The validation accuracy of the weights kept: the best with a patience, else the last."""
+    scores = [stats.val_accuracy for stats in history.epochs if stats.val_accuracy is not None]
+    if not scores:
+        return None
+    return max(scores) if config.patience else history.epochs[-1].val_accuracy
+
+
+def report_stop(args: argparse.Namespace, config: TrainConfig, history: History) -> None:
+    if config.patience and len(history.epochs) < config.epochs:
+        best = kept_val_accuracy(config, history)
+        say(args, f"stopped early; kept the weights with validation accuracy {percent(best)}")
 
 
 def format_epoch(stats: EpochStats, epochs: int) -> str:
     """One fixed-field line per epoch, easy to grep."""
     return (
         f"epoch {stats.epoch:>3}/{epochs} | loss {stats.train_loss:.4f} | "
-        f"val {percent(stats.val_accuracy)} | {stats.seconds:.2f} s"
+        f"val {percent(stats.val_accuracy)} | lr {stats.learning_rate:.4g} | {stats.seconds:.2f} s"
     )
 
 
