@@ -29,10 +29,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
 class TrainConfig:
     """Every training setting; the command-line flags map onto these fields.
 
-    The defaults are the seed model and were chosen on the validation split
-    (docs/benchmarks.md): with N(0, 1/fan_in) weights, batches of 32 and a step of 0.5 the seed
-    network passes 98% test accuracy within its epochs, while steps above about 2 make the
-    sigmoid outputs saturate early.
+    The defaults are the seed model and were chosen on the validation split: with N(0, 1/fan_in)
+    weights and batches of 32, a step of 0.5 learns fastest (steps of 1 and 2 leave validation
+    accuracy lower, 0.25 is slower), and the validation accuracy levels off near 98.5% by epoch
+    15. Ten times smaller steps for the last 5 epochs then settle the weights: validation 98.58%
+    against 98.54% for a constant step, and test accuracy 98.07-98.10% over three seeds against
+    98.00-98.12% (README.md has the table).
     """
 
     epochs: int = 20
@@ -46,9 +48,9 @@ class TrainConfig:
     optimizer: str = "sgd"
     momentum: float = 0.9  # mu of momentum and Nesterov, beta1 of Adam
     beta2: float = 0.999  # Adam's decay of the squared-gradient average
-    schedule: str = "constant"  # learning-rate schedule
+    schedule: str = "step"  # learning-rate schedule
     warmup_epochs: float = 0.0  # linear warm-up of the learning rate
-    step_epochs: int = 10  # the step schedule multiplies the rate by step_gamma this often
+    step_epochs: int = 15  # the step schedule multiplies the rate by step_gamma this often
     step_gamma: float = 0.1
     augment: str = "none"  # random distortions of the training images
     patience: int = 0  # stop after this many epochs without a better validation accuracy
