@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +185,37 @@ def test_cli_ctrl_c_names_the_checkpoint_and_exits_130(
     err = capsys.readouterr().err
     assert "holds epoch 3" in err and f"--resume {tmp_path / 'm.checkpoint.npz'}" in err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_unbroken_run(
+    tmp_path: Path, small_data: Path
+) -> None:
+    """SIGKILL gives no chance to clean up: the last checkpoint on disk must be enough."""
+    flags = ["--data", str(small_data), "--validation-size", "500", "--batch-size", "1"]
+    flags += ["--epochs", "4", "--hidden", "16", "--learning-rate", "0.05", "--seed", "3"]
+    env = {**os.environ, "DIGITNET_THREADS": "1"}
+    command = [sys.executable, "-m", "digitnet", "train", *flags]
+    killed = subprocess.Popen(
+        [*command, "-o", str(tmp_path / "killed.npz")], stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert killed.stderr is not None
+    line = ""
+    while not line.startswith("epoch   2/4") and killed.poll() is None:
+        line = killed.stderr.readline()
+    time.sleep(0.05)  # well inside epoch 3, which takes about half a second here
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    killed.stderr.close()
+    assert line.startswith("epoch   2/4") and killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed.npz").exists()
+
+    checkpoint = tmp_path / "killed.checkpoint.npz"
+    assert load_checkpoint(checkpoint).epoch == 2
+    resume = [sys.executable, "-m", "digitnet", "train", "--resume", str(checkpoint), "-q"]
+    subprocess.run([*resume, "-o", str(tmp_path / "killed.npz")], check=True, env=env)
+    subprocess.run([*command, "-q", "-o", str(tmp_path / "whole.npz")], check=True, env=env)
+
+    resumed, metadata = load_model(tmp_path / "killed.npz")
+    whole, _ = load_model(tmp_path / "whole.npz")
+    assert [stats["epoch"] for stats in metadata["history"]] == [1, 2, 3, 4]
+    assert all(np.array_equal(resumed.params[k], whole.params[k]) for k in whole.params)

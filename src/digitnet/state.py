@@ -61,6 +61,7 @@ class TrainingState:
     best_accuracy: float | None = None
     best_params: dict[str, Array] | None = None
     stale_epochs: int = 0  # epochs since the best validation accuracy
+    source: dict[str, Any] = field(default_factory=dict)  # what the run trains on, e.g. "data"
 
     def record_validation(self, accuracy: float | None) -> None:
         """Keep a copy of the weights when the validation accuracy improves."""
@@ -100,6 +101,7 @@ def save_checkpoint(path: str | Path, state: TrainingState) -> Path:
         "optimizer_steps": state.optimizer.steps,
         "best_accuracy": state.best_accuracy,
         "stale_epochs": state.stale_epochs,
+        "source": state.source,
     }
     return save_arrays(path, arrays, metadata)
 
@@ -121,7 +123,7 @@ def load_checkpoint(path: str | Path) -> TrainingState:
         history = History.from_list(meta["history"])
         return TrainingState(
             config, network, optimizer, rng, history, int(meta["epoch"]),
-            meta["best_accuracy"], best, int(meta["stale_epochs"]),
+            meta["best_accuracy"], best, int(meta["stale_epochs"]), dict(meta.get("source", {})),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a usable training checkpoint ({exc})") from None

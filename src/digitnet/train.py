@@ -160,7 +160,7 @@ def fit(
     state = resume_state(config, resume) if resume is not None else new_training_state(config)
     schedule = make_schedule(config, math.ceil(X.shape[0] / config.batch_size))
     path = None if checkpoint is None else Path(checkpoint)
-    if path is not None and resume is None:
+    if path is not None and state.epoch == 0:
         save_checkpoint(path, state)
     saved = state.epoch  # the epoch the checkpoint on disk holds
     try:

@@ -24,7 +24,7 @@ from digitnet.commands.common import (
 from digitnet.config import CHOICES, PRESETS, TrainConfig, parse_widths, preset
 from digitnet.data import load_dataset, scale_pixels
 from digitnet.files import check_writable
-from digitnet.state import TrainingState, load_checkpoint
+from digitnet.state import TrainingState, load_checkpoint, new_training_state
 from digitnet.threads import THREADS_ENV, choose_threads
 from digitnet.train import EpochStats, History, TrainingInterrupted, evaluate, fit
 
@@ -101,7 +101,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--resume",
         metavar="CHECKPOINT",
-        help="continue the run saved in CHECKPOINT with its settings (only --epochs may change)",
+        help="continue the run saved in CHECKPOINT with its settings (only --epochs may change) "
+        "and its data folder (unless --data names another)",
     )
     add_data_flag(parser)
     add_output_flags(parser)
@@ -150,13 +151,16 @@ def run(args: argparse.Namespace) -> int:
     config, state = resolve_config(args)
     check_writable(args.output)
     threads = choose_threads(config.batch_size, args.threads)
-    dataset = load_dataset(args.data)
+    if state is None:
+        state = new_training_state(config)
+        state.source["data"] = None if args.data is None else str(Path(args.data).resolve())
+    data = args.data if args.data is not None else state.source.get("data")
+    dataset = load_dataset(data)
     checkpoint = checkpoint_path(args)
-    start = 0 if state is None else state.epoch
     say(args, f"training {config.sizes} on {len(dataset.train_labels)} images: {config.to_dict()}")
     say(args, f"BLAS threads: {threads}")
-    if state is not None:
-        say(args, f"resuming {args.resume} after epoch {start}")
+    if args.resume is not None:
+        say(args, f"resuming {args.resume} after epoch {state.epoch}")
 
     samples = len(dataset.train_labels) - config.validation_size
     bar = tqdm(total=samples, unit="img", leave=False, disable=True if args.quiet else None)
@@ -184,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     test = evaluate(network, scale_pixels(dataset.test_images), dataset.test_labels)
     metadata = {
         "config": config.to_dict(),
-        "data": args.data or "bundled MNIST",
+        "data": data or "bundled MNIST",
         "history": history.to_list(),
         "val_accuracy": kept_val_accuracy(config, history),
         "test_accuracy": test.accuracy,
