@@ -235,7 +235,7 @@ NAMES = {
 
 
 def resolve(dotted: str) -> object:
-    """The object a name such as `Network.backward` or `train.sgd_step` stands for."""
+    """The object a name such as `Network.backward` or `optim.Optimizer` stands for."""
     head, *rest = dotted.split(".")
     value: object = NAMES[head]
     for part in rest:

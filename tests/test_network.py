@@ -14,7 +14,7 @@ from digitnet.network import (
     one_hot,
     sigmoid,
 )
-from digitnet.train import sgd_step
+from digitnet.optim import Optimizer
 
 RELATIVE_TOLERANCE = 1e-6
 
@@ -114,7 +114,7 @@ def test_overfits_a_batch_of_64_images(mnist: Dataset) -> None:
     network = init_network((784, 128, 10), np.random.default_rng(0))
     for _ in range(300):
         _, cache = network.forward(X)
-        sgd_step(network, network.backward(cache, Y), learning_rate=2.0)
+        Optimizer().step(network.params, network.backward(cache, Y), learning_rate=2.0)
     assert np.mean(network.predict(X) == labels) == 1.0
     assert network.loss(X, Y) < 0.05
 

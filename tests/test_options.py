@@ -17,8 +17,9 @@ from digitnet.cli import main
 from digitnet.config import TrainConfig, parse_widths, preset
 from digitnet.data import Dataset, scale_pixels
 from digitnet.network import Network, dropout_masks, init_network, one_hot
+from digitnet.optim import Optimizer
 from digitnet.threads import blas_threads
-from digitnet.train import evaluate, fit, sgd_step
+from digitnet.train import evaluate, fit
 
 RELATIVE_TOLERANCE = 1e-6
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -223,7 +224,7 @@ def test_the_seed_preset_trains_exactly_like_the_plain_seed_loop(mnist: Dataset)
         batch = order[start : start + 32]
         with blas_threads(1):
             _, cache = network.forward(X[batch])
-            sgd_step(network, network.backward(cache, one_hot(labels[batch])), 0.5)
+            Optimizer().step(network.params, network.backward(cache, one_hot(labels[batch])), 0.5)
 
     assert all(np.array_equal(trained.params[k], network.params[k]) for k in network.params)
 

@@ -53,8 +53,10 @@ def save_arrays(
     path = Path(path)
     meta = {**metadata, "format_version": FORMAT_VERSION}
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    contents = {**arrays, METADATA_KEY: blob}
-    write_atomically(path, lambda handle: np.savez(handle, allow_pickle=False, **contents))
+    # NOTE: no allow_pickle keyword: older NumPy releases, whose savez lacks it, would store it
+    # as one more array. No object array reaches this point, so nothing is pickled anyway.
+    contents: dict[str, Any] = {**arrays, METADATA_KEY: blob}
+    write_atomically(path, lambda handle: np.savez(handle, **contents))
     return path
 
 

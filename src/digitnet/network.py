@@ -53,12 +53,12 @@ def sigmoid(z: Array) -> Array:
 
 
 def softplus(z: Array) -> Array:
-    """log(1 + e^z), computed without overflow: max(z, 0) + log1p(e^-|z|)."""
+    """log(1 + e^z), computed without overflow: max(z, 0) + log1p(e^-|z|) (eq. 7)."""
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def cross_entropy(Z2: Array, Y: Array) -> float:
-    """Mean cross-entropy of sigmoid outputs, computed from the logits Z2 (eq. 5 and 6).
+    """Mean cross-entropy of sigmoid outputs, computed from the logits Z2 (eq. 5 to 7).
 
     NOTE: -[y log a + (1 - y) log(1 - a)] with a = sigmoid(z) equals softplus(z) - y z. Using the
     logits avoids log(0) when an output saturates at exactly 0 or 1 in floating point.

@@ -38,7 +38,11 @@ class Optimizer:
         self.steps = 0
 
     def step(self, params: dict[str, Array], grads: dict[str, Array], learning_rate: float) -> None:
-        """Update every parameter in place with its gradient grads["d" + name]."""
+        """Update every parameter in place with its gradient grads["d" + name].
+
+        grads is used up: plain SGD scales each gradient in place rather than allocate a
+        temporary the size of W1 at every step.
+        """
         self.steps += 1
         for name, theta in params.items():
             for slot in self.slots:
@@ -47,7 +51,8 @@ class Optimizer:
             self.update(name, theta, grads[f"d{name}"], learning_rate)
 
     def update(self, name: str, theta: Array, g: Array, learning_rate: float) -> None:
-        theta -= np.asarray(learning_rate, dtype=theta.dtype) * g  # (eq. 15)
+        g *= learning_rate
+        theta -= g  # (eq. 15)
 
 
 class Momentum(Optimizer):

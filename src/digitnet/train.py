@@ -41,7 +41,6 @@ __all__ = [
     "TrainingInterrupted",
     "evaluate",
     "fit",
-    "sgd_step",
 ]
 
 
@@ -70,20 +69,6 @@ class Evaluation:
         totals = self.confusion.sum(axis=1)
         accuracy: NDArray[np.float64] = np.diag(self.confusion) / np.maximum(totals, 1)
         return accuracy
-
-
-def sgd_step(
-    network: Network, grads: dict[str, NDArray[np.floating]], learning_rate: float
-) -> None:
-    """theta <- theta - eta * dtheta for every parameter, in place (eq. 15).
-
-    The gradients are scaled by eta in place, so no temporary the size of W1 is allocated at
-    every step; grads is used up by the call.
-    """
-    for name, value in network.params.items():
-        step = grads[f"d{name}"]
-        step *= learning_rate
-        value -= step
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
