@@ -28,9 +28,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from digitnet.data import Dataset, load_dataset, scale_pixels, split_validation
-from digitnet.network import Network, init_network
+from digitnet.network import Network
+from digitnet.state import new_training_state
 from digitnet.threads import blas_description, blas_threads, choose_threads
-from digitnet.train import TrainConfig, evaluate, train_epoch
+from digitnet.train import TrainConfig, evaluate, make_schedule, train_epoch
 
 BATCH_SIZES = (1, 32, 128, 256)
 THREAD_BATCH_SIZES = (*BATCH_SIZES, 1024)
@@ -97,23 +98,20 @@ def describe_machine() -> list[str]:
 # Epoch speed per batch size
 
 
-def fresh_network(seed: int = 0) -> Network:
-    return init_network(TrainConfig().sizes, np.random.default_rng(seed))
-
-
 def time_training(
     X: FloatArray, labels: NDArray[np.uint8], batch_size: int, samples: int, repeats: int
 ) -> Timing:
     """Median time to train on `samples` images at this batch size (warm-up untimed)."""
-    config = TrainConfig(batch_size=batch_size)
-    network, rng = fresh_network(), np.random.default_rng(0)
+    config = TrainConfig(batch_size=batch_size, schedule="constant")
+    state = new_training_state(config)
+    schedule = make_schedule(config, -(-samples // batch_size))
     subset = slice(0, samples)
 
     def warm_up() -> None:
-        train_epoch(network, X[:256], labels[:256], config, rng)
+        train_epoch(state, X[:256], labels[:256], schedule)
 
     def one_pass() -> None:
-        train_epoch(network, X[subset], labels[subset], config, rng)
+        train_epoch(state, X[subset], labels[subset], schedule)
 
     warm_up()
     return median_timing(one_pass, repeats) if repeats > 1 else timed(one_pass)
@@ -149,7 +147,8 @@ def thread_comparison(X: FloatArray, labels: NDArray[np.uint8], quick: bool) -> 
     print(f"{'batch':>6} {'1 thread s/epoch':>17} {'2 threads s/epoch':>18} {'2 / 1':>6}  chosen")
     for batch_size in THREAD_BATCH_SIZES:
         samples = 1000 if batch_size == 1 else 8192
-        ratios, times = [], {1: [], 2: []}
+        ratios: list[float] = []
+        times: dict[int, list[float]] = {1: [], 2: []}
         for round_number in range(rounds):
             order = (1, 2) if round_number % 2 == 0 else (2, 1)
             for count in order:
@@ -240,16 +239,16 @@ def time_to_target(
         dataset.train_images, dataset.train_labels, config.validation_size
     )
     X = scale_pixels(train_x)
-    rng = np.random.default_rng(config.seed)
-    network = init_network(config.sizes, rng)
+    state = new_training_state(config)
+    schedule = make_schedule(config, -(-X.shape[0] // config.batch_size))
     threads = choose_threads(config.batch_size, requested_threads)
     print(f"\n## Default training to {100 * TARGET_ACCURACY:.0f}% test accuracy ({threads} thread)")
     wall = cpu = 0.0
     with blas_threads(threads), np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(1, config.epochs + 1):
-            spent = timed(lambda: train_epoch(network, X, train_y, config, rng))
+            spent = timed(lambda: train_epoch(state, X, train_y, schedule))
             wall, cpu = wall + spent.wall, cpu + spent.cpu
-            accuracy = evaluate(network, X_test, dataset.test_labels).accuracy
+            accuracy = evaluate(state.network, X_test, dataset.test_labels).accuracy
             print(
                 f"epoch {epoch:>2}: training {wall:6.2f} s (CPU {cpu:6.2f} s), test {accuracy:.2%}"
             )
@@ -257,9 +256,9 @@ def time_to_target(
                 print(
                     f"reached {TARGET_ACCURACY:.0%} in {epoch} epochs: {wall:.2f} s, CPU {cpu:.2f}"
                 )
-                return network
+                return state.network
     print(f"did not reach {100 * TARGET_ACCURACY:.0f}% in {config.epochs} epochs")
-    return network
+    return state.network
 
 
 def classification_time(network: Network, X_test: FloatArray, labels: NDArray[np.uint8]) -> None:

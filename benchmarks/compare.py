@@ -28,8 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from digitnet.data import Dataset, load_dataset, scale_pixels
 from digitnet.network import init_network, one_hot
+from digitnet.state import new_training_state
 from digitnet.threads import blas_description, choose_threads
-from digitnet.train import TrainConfig, evaluate, train_epoch
+from digitnet.train import TrainConfig, evaluate, make_schedule, train_epoch
 
 LEARNING_RATE = TrainConfig().learning_rate
 SIZES = (784, 128, 10)
@@ -97,22 +98,26 @@ def initial_params(seed: int) -> dict[str, NDArray[np.floating]]:
 
 
 def train_digitnet(data: Data, batch_size: int, epochs: int, seed: int) -> Run:
-    """Training as fit() does it, on the images scaled once for every library."""
+    """Training as fit() does it, on the images scaled once for every library.
+
+    The rate is held constant, as the other libraries' plain SGD holds it.
+    """
     config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=LEARNING_RATE,
-        hidden=SIZES[1],
+        schedule="constant",
+        hidden=SIZES[1:-1],
         validation_size=0,
         seed=seed,
     )
-    rng = np.random.default_rng(seed)
-    network = init_network(config.sizes, rng)
+    state = new_training_state(config)
+    schedule = make_schedule(config, -(-data.X_train.shape[0] // batch_size))
     labels = data.dataset.train_labels
     run = Run()
     for _ in range(epochs):
-        run.time_epoch(lambda: train_epoch(network, data.X_train, labels, config, rng))
-    run.accuracy = evaluate(network, data.X_test, data.test_labels).accuracy
+        run.time_epoch(lambda: train_epoch(state, data.X_train, labels, schedule))
+    run.accuracy = evaluate(state.network, data.X_test, data.test_labels).accuracy
     return run
 
 
