@@ -213,6 +213,16 @@ def test_float64_parameters_load_as_float32(tmp_path: Path, network: Network) ->
     assert np.array_equal(loaded.params["W2"], network.params["W2"])
 
 
+def test_float64_parameters_beyond_float32s_range_are_refused(
+    tmp_path: Path, network: Network
+) -> None:
+    wide = network.astype(np.float64)
+    wide.params["b1"][3] = -1e300  # finite in float64, infinite once cast to float32
+    path = save_model(tmp_path / "model.npz", wide, {})
+    with pytest.raises(ModelFileError, match=r"array b1 holds values beyond float32's range"):
+        load_model(path)
+
+
 def test_load_refuses_infinite_values(tmp_path: Path, network: Network) -> None:
     path = save_model(tmp_path / "model.npz", network, {})
     poisoned = rewrite(path, tmp_path / "inf.npz", lambda a: a.update(W2=a["W2"] * np.inf))

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from conftest import small_dataset, write_dataset
 from digitnet.checkpoint import ModelFileError, load_model
-from digitnet.cli import main
+from digitnet.cli import EXIT_ERROR, main
 from digitnet.config import TrainConfig, preset
 from digitnet.data import Dataset
 from digitnet.state import EpochStats, load_checkpoint
@@ -219,3 +223,189 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_unbroken_run(
     whole, _ = load_model(tmp_path / "whole.npz")
     assert [stats["epoch"] for stats in metadata["history"]] == [1, 2, 3, 4]
     assert all(np.array_equal(resumed.params[k], whole.params[k]) for k in whole.params)
+
+
+# ---- hostile or corrupt checkpoints ---------------------------------------------------------
+
+# Adam and a patience, so the checkpoint holds optimizer slots and best weights.
+SMALL_RUN = preset(
+    "seed", epochs=4, hidden=(8,), optimizer="adam", learning_rate=0.002, patience=3,
+    validation_size=100,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sound_checkpoint(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Path:
+    """A checkpoint of SMALL_RUN after epoch 2 of 4."""
+    path = tmp_path_factory.mktemp("sound") / "run.checkpoint.npz"
+    with pytest.raises(TrainingInterrupted):
+        fit(SMALL_RUN, data, on_epoch=stop_after(2), checkpoint=path)
+    return path
+
+
+Edit = Callable[[dict[str, np.ndarray], dict[str, Any]], None]
+
+
+def edited_checkpoint(original: Path, target: Path, change: Edit) -> Path:
+    """Copy original to target after change(arrays, metadata) edits them in place."""
+    with np.load(original) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    metadata = json.loads(arrays.pop("metadata").tobytes())
+    change(arrays, metadata)
+    text = json.dumps(metadata).encode()
+    with target.open("wb") as handle:
+        np.savez(handle, **arrays, metadata=np.frombuffer(text, dtype=np.uint8))
+    return target
+
+
+def set_array(name: str, value: np.ndarray) -> Edit:
+    return lambda arrays, meta: arrays.update({name: value})
+
+
+def drop_array(name: str) -> Edit:
+    def drop(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        del arrays[name]
+
+    return drop
+
+
+def set_field(name: str, value: object) -> Edit:
+    return lambda arrays, meta: meta.update({name: value})
+
+
+def set_nested(outer: str, name: str, value: object) -> Edit:
+    return lambda arrays, meta: meta[outer].update({name: value})
+
+
+def set_rng_word(name: str, value: object) -> Edit:
+    return lambda arrays, meta: meta["rng"]["state"].update({name: value})
+
+
+def negate(name: str) -> Edit:
+    return lambda arrays, meta: arrays.update({name: -np.abs(arrays[name]) - 1.0})
+
+
+FAULTS: dict[str, tuple[Edit, str]] = {
+    "optimizer slot of the wrong shape": (
+        set_array("optimizer/m/W1", np.zeros((3, 3), np.float32)),
+        r"optimizer state m/W1 has shape \(3, 3\), expected \(8, 784\)",
+    ),
+    "optimizer slot missing": (drop_array("optimizer/v/b2"), r"missing \['v/b2'\], extra \[\]"),
+    "another optimizer's slot": (
+        set_array("optimizer/velocity/b1", np.zeros(8, np.float32)),
+        r"adam optimizer state .* extra \['velocity/b1'\]",
+    ),
+    "negative squared-gradient average": (negate("optimizer/v/W2"), r"v/W2 holds negative"),
+    "optimizer steps negative": (
+        set_field("optimizer_steps", -1),
+        r"'optimizer_steps' must be a whole number from 0, got -1",
+    ),
+    "best accuracy a word": (
+        set_field("best_accuracy", "high"),
+        r"'best_accuracy' must be null or a number from 0 to 1, got 'high'",
+    ),
+    "best accuracy above 1": (set_field("best_accuracy", 1.5), r"from 0 to 1, got 1.5"),
+    "best weights of the wrong shape": (
+        set_array("best/W1", np.zeros((8, 783), np.float32)),
+        r"best weights: parameter W1 has shape \(8, 783\), expected \(8, 784\)",
+    ),
+    "best weights without an accuracy": (
+        set_field("best_accuracy", None),
+        "the best validation result has weights but no accuracy",
+    ),
+    "weights beyond float32": (
+        set_array("params/b1", np.full(8, 1e300)),
+        r"array params/b1 holds values beyond float32's range",
+    ),
+    "epoch negative": (
+        set_field("epoch", -5),
+        r"'epoch' must be a whole number from 0 to 4, got -5",
+    ),
+    "epoch past the run": (set_field("epoch", 9), r"'epoch' must be .* to 4, got 9"),
+    "epoch a fraction": (set_field("epoch", 2.5), r"'epoch' must be .*, got 2.5"),
+    "stale epochs a boolean": (set_field("stale_epochs", True), r"'stale_epochs' .* got True"),
+    "history shorter than the epochs": (
+        lambda arrays, meta: meta["history"].pop(),
+        r"'history' must list the 2 completed epochs",
+    ),
+    "history row of the wrong epoch": (
+        lambda arrays, meta: meta["history"][1].update(epoch=7),
+        r"history row 2 is not the statistics of epoch 2",
+    ),
+    "generator of another kind": (
+        set_nested("rng", "bit_generator", "MT19937"),
+        r"'rng' is not the state of numpy's PCG64 generator",
+    ),
+    "generator word a fraction": (set_rng_word("state", 1.5), r"'rng' is not the state"),
+    "generator word too large": (set_rng_word("inc", 2**130 + 1), r"'rng' is not the state"),
+    "setting of the wrong type": (
+        set_nested("config", "batch_size", "32"),
+        r"setting 'batch_size' must be a whole number, got '32'",
+    ),
+    "setting out of range": (
+        set_nested("config", "dropout", 1.5),
+        r"refused training settings \(dropout must be in \[0, 1\), got 1.5\)",
+    ),
+    "settings for another network": (
+        set_nested("config", "hidden", [16]),
+        r"weights are for a \(784, 8, 10\) .* settings describe \(784, 16, 10\)",
+    ),
+    "data folder a number": (set_field("source", {"data": 5}), r"'source' must be"),
+    "no thread": (set_field("threads", 0), r"'threads' must be a whole number from 1, got 0"),
+    "a stray array": (
+        set_array("junk", np.zeros(2, np.float32)),
+        r"array 'junk' is not part of a training checkpoint",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_corrupt_checkpoint_is_refused_in_one_line_before_training(
+    tmp_path: Path, sound_checkpoint: Path, fault: str, monkeypatch, capsys
+) -> None:
+    import digitnet.commands.train as train_command
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train_command, "fit", no_training)
+    change, message = FAULTS[fault]
+    bad = edited_checkpoint(sound_checkpoint, tmp_path / "bad.checkpoint.npz", change)
+    status = main(["train", "--resume", str(bad), "-q", "-o", str(tmp_path / "m.npz")])
+
+    err = capsys.readouterr().err
+    assert status == EXIT_ERROR
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"digitnet: error: {bad}: ")
+    assert re.search(message, err), err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_the_sound_checkpoint_the_faults_start_from_resumes(
+    tmp_path: Path, sound_checkpoint: Path, data: Dataset
+) -> None:
+    """The control for the faults above: the same file, unedited, loads and trains on."""
+    copy = edited_checkpoint(sound_checkpoint, tmp_path / "copy.npz", lambda arrays, meta: None)
+    straight, _ = fit(SMALL_RUN, data)
+    resumed, _ = fit(SMALL_RUN, data, resume=load_checkpoint(copy))
+    assert same_weights(straight.params, resumed.params)
+
+
+def test_float64_optimizer_state_is_cast_to_the_layout_training_uses(
+    tmp_path: Path, sound_checkpoint: Path, data: Dataset
+) -> None:
+    def widen(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        for name in [name for name in arrays if name.startswith(("optimizer/", "best/"))]:
+            arrays[name] = np.ascontiguousarray(arrays[name], dtype=np.float64)
+
+    state = load_checkpoint(edited_checkpoint(sound_checkpoint, tmp_path / "wide.npz", widen))
+
+    arrays = {**state.optimizer.state, **(state.best_params or {})}
+    assert set(state.optimizer.state) == {
+        f"{s}/{p}" for s in "mv" for p in ("W1", "b1", "W2", "b2")
+    }
+    assert all(value.dtype == np.float32 for value in arrays.values())
+    assert all(value.flags.f_contiguous for name, value in arrays.items() if "W" in name)
+    straight, _ = fit(SMALL_RUN, data)
+    resumed, _ = fit(SMALL_RUN, data, resume=state)
+    assert same_weights(straight.params, resumed.params)

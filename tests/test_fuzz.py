@@ -27,9 +27,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
-from conftest import idx_bytes
+from conftest import idx_bytes, small_dataset
 from digitnet.checkpoint import ModelFileError, load_model, save_model
-from digitnet.data import DataError, read_idx, read_images, read_labels
+from digitnet.config import TrainConfig
+from digitnet.data import DataError, Dataset, read_idx, read_images, read_labels, scale_pixels
 from digitnet.network import init_network
 from digitnet.preprocess import (
     ImageError,
@@ -37,6 +38,14 @@ from digitnet.preprocess import (
     decode_image,
     load_image,
     preprocess_image,
+)
+from digitnet.state import EpochStats, load_checkpoint, save_checkpoint
+from digitnet.train import (
+    TrainingDivergedError,
+    TrainingInterrupted,
+    fit,
+    make_schedule,
+    train_epoch,
 )
 
 QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -248,6 +257,140 @@ def test_model_loader_raises_only_model_file_error_on_edited_models(
     with scratch.open("wb") as handle:
         np.savez(handle, **arrays)
     load_or_refuse(scratch)
+
+
+# ---- training checkpoints -------------------------------------------------------------------
+
+# Every kind of state a checkpoint carries: Adam's two slots, best weights, the generator.
+CHECKPOINT_RUN = TrainConfig(
+    epochs=3, batch_size=16, learning_rate=0.01, hidden=(3,), optimizer="adam", dropout=0.1,
+    augment="affine", patience=2, validation_size=16, seed=1,
+)  # fmt: skip
+CHECKPOINT_FIELDS = [
+    "epoch", "stale_epochs", "optimizer_steps", "best_accuracy", "rng", "history", "config",
+    "source", "threads", "kind", "sizes", "activation", "output",
+]  # fmt: skip
+NEAR = JSON | st.integers(-3, 12) | st.floats(-1.0, 2.0) | st.integers(2**127, 2**129)
+FLOATS = st.sampled_from(["<f4", "<f8", ">f8", "<f2"])
+
+
+@pytest.fixture(scope="module")
+def checkpoint_images(mnist: Dataset) -> Dataset:
+    return small_dataset(mnist, 48, 4)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(tmp_path_factory: pytest.TempPathFactory, checkpoint_images: Dataset) -> bytes:
+    """The bytes of CHECKPOINT_RUN's checkpoint after its first epoch."""
+    path = tmp_path_factory.mktemp("checkpoint") / "run.checkpoint.npz"
+
+    def stop(stats: EpochStats) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        fit(CHECKPOINT_RUN, checkpoint_images, on_epoch=stop, checkpoint=path)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def checkpoint_arrays(checkpoint_file: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(checkpoint_file)) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+@st.composite
+def edited_array(draw: st.DrawFn, original: np.ndarray | None) -> np.ndarray:
+    """A random array, or one shaped like original with any values, or original reshaped."""
+    if original is None or draw(st.booleans()):
+        return draw(ARRAYS)
+    if draw(st.booleans()):
+        return draw(hnp.arrays(draw(FLOATS), original.shape))
+    return original.T if original.ndim == 2 else original.reshape(1, -1)
+
+
+@st.composite
+def edited_checkpoint(draw: st.DrawFn, original: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A real checkpoint with arrays dropped, replaced or added, and metadata fields (or the
+    fields inside its settings, generator state and history) replaced or removed."""
+    arrays: dict[str, Any] = dict(original)
+    metadata = json.loads(arrays.pop("metadata").tobytes())
+    extra = ["optimizer/velocity/W1", "optimizer/m/W3", "best/W3", "params/W3", "junk"]
+    for name in draw(st.lists(st.sampled_from(sorted(arrays) + extra), max_size=3, unique=True)):
+        if name in arrays and draw(st.booleans()):
+            del arrays[name]
+        else:
+            arrays[name] = draw(edited_array(arrays.get(name)))
+    for _ in range(draw(st.integers(0, 3))):
+        place = draw(st.sampled_from(edit_places(metadata)))
+        keys = CHECKPOINT_FIELDS if place is metadata else sorted(place)
+        key = draw(st.sampled_from(keys))
+        if draw(st.integers(0, 4)) == 0:
+            place.pop(key, None)
+        else:
+            place[key] = draw(NEAR)
+    text = json.dumps(metadata, allow_nan=True).encode()
+    return {**arrays, "metadata": np.frombuffer(text, dtype=np.uint8)}
+
+
+def edit_places(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metadata and the non-empty dictionaries inside it: settings, generator, history."""
+    rng = metadata.get("rng")
+    history = metadata.get("history")
+    places = [metadata, metadata.get("config"), rng]
+    places += [rng.get("state") if isinstance(rng, dict) else None]
+    places += history if isinstance(history, list) else []
+    return [place for place in places if isinstance(place, dict) and place]
+
+
+def resume_or_refuse(path: Path, images: Dataset) -> None:
+    """load_checkpoint either raises ModelFileError or gives a state that trains on and saves."""
+    try:
+        state = load_checkpoint(path)
+    except ModelFileError:
+        event("refused")
+        return
+    event("resumed")
+    config = state.config
+    assert 0 <= state.stale_epochs <= state.epoch == len(state.history.epochs) <= config.epochs
+    arrays = {**state.network.params, **state.optimizer.state, **(state.best_params or {})}
+    for name, value in arrays.items():
+        assert value.dtype == np.float32 and np.all(np.isfinite(value)), name
+        assert value.flags.f_contiguous or not name.rsplit("/", 1)[-1].startswith("W"), name
+
+    X = scale_pixels(images.train_images)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            train_epoch(state, X, images.train_labels, make_schedule(config, 3))
+    except TrainingDivergedError:
+        event("diverged")  # well-formed but absurd weights: training's own documented error
+        return
+    state.record_validation(0.5)
+    save_checkpoint(path, state)
+    again = load_checkpoint(path)
+    assert all(np.array_equal(again.network.params[k], v) for k, v in state.network.params.items())
+
+
+@fuzz
+@given(data=st.data())
+def test_checkpoint_loader_raises_only_model_file_error_on_mutated_files(
+    scratch: Path, checkpoint_file: bytes, checkpoint_images: Dataset, data: st.DataObject
+) -> None:
+    scratch.write_bytes(data.draw(mutated(checkpoint_file, structure_spots(checkpoint_file))))
+    resume_or_refuse(scratch, checkpoint_images)
+
+
+@fuzz
+@given(data=st.data())
+def test_checkpoint_loader_raises_only_model_file_error_on_edited_checkpoints(
+    scratch: Path,
+    checkpoint_arrays: dict[str, np.ndarray],
+    checkpoint_images: Dataset,
+    data: st.DataObject,
+) -> None:
+    arrays = data.draw(edited_checkpoint(checkpoint_arrays))
+    with scratch.open("wb") as handle:
+        np.savez(handle, **arrays)
+    resume_or_refuse(scratch, checkpoint_images)
 
 
 # ---- images ---------------------------------------------------------------------------------

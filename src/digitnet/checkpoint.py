@@ -34,6 +34,7 @@ MAX_MEMBERS = 64
 MAX_LAYERS = 16
 MAX_WIDTH = 1 << 20
 MAX_NPY_HEADER = 10_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class ModelFileError(ValueError):
@@ -81,7 +82,10 @@ def load_model(
 def load_arrays(
     path: str | Path, max_bytes: int = MAX_MODEL_BYTES
 ) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
-    """The arrays and checked metadata of a file written by save_arrays."""
+    """The arrays and checked metadata of a file written by save_arrays.
+
+    Every array is float32, or float64 with finite values that float32 can hold.
+    """
     path = Path(path)
     arrays = read_arrays(path, max_bytes)
     metadata = parse_metadata(path, arrays.pop(METADATA_KEY, None))
@@ -92,6 +96,12 @@ def load_arrays(
             )
         if not np.all(np.isfinite(value)):
             raise ModelFileError(f"{path}: array {name} holds NaN or infinite values")
+        if value.dtype == np.float64 and value.size and np.max(np.abs(value)) > FLOAT32_MAX:
+            # NOTE: every array is used as float32, and a larger float64 would turn infinite.
+            raise ModelFileError(
+                f"{path}: array {name} holds values beyond float32's range "
+                f"(above {FLOAT32_MAX:.3g})"
+            )
     return arrays, metadata
 
 
