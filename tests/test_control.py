@@ -409,3 +409,76 @@ def test_float64_optimizer_state_is_cast_to_the_layout_training_uses(
     straight, _ = fit(SMALL_RUN, data)
     resumed, _ = fit(SMALL_RUN, data, resume=state)
     assert same_weights(straight.params, resumed.params)
+
+
+# ---- the BLAS thread count of a resumed run -------------------------------------------------
+
+
+@pytest.fixture
+def thread_counts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The BLAS thread counts training runs with, epoch by epoch, recorded; the batch-size
+    rule made to answer 1, so a count of 2 can only come from a request or a checkpoint."""
+    import digitnet.threads
+    import digitnet.train
+
+    counts: list[int] = []
+    real = digitnet.train.blas_threads
+
+    def recording(count: int) -> Any:
+        counts.append(count)
+        return real(count)
+
+    monkeypatch.setattr(digitnet.train, "blas_threads", recording)
+    monkeypatch.setattr(digitnet.threads, "threads_for_batch", lambda batch_size: 1)
+    monkeypatch.delenv("DIGITNET_THREADS", raising=False)
+    return counts
+
+
+def test_a_resumed_run_keeps_the_thread_count_of_its_checkpoint(
+    tmp_path: Path, data: Dataset, thread_counts: list[int], capsys
+) -> None:
+    folder = write_dataset(tmp_path / "data", data)
+    options = ["--data", str(folder), "--hidden", "8", "--validation-size", "100"]
+    assert main(["train", *options, "-q", "--epochs", "1", "--threads", "2",
+                 "-o", str(tmp_path / "m.npz")]) == 0  # fmt: skip
+    checkpoint = tmp_path / "m.checkpoint.npz"
+    assert load_checkpoint(checkpoint).threads == 2
+
+    assert main(["train", "--resume", str(checkpoint), "--epochs", "2",
+                 "-o", str(tmp_path / "m.npz")]) == 0  # fmt: skip
+    assert thread_counts == [2, 2]
+    assert "BLAS threads: 2 (as the checkpoint's run)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_an_explicit_thread_count_wins_over_the_checkpoints(
+    tmp_path: Path, data: Dataset, thread_counts: list[int], how: str, monkeypatch
+) -> None:
+    checkpoint = tmp_path / "c.npz"
+    fit(preset("seed", epochs=1, hidden=(8,), validation_size=100), data, checkpoint=checkpoint,
+        threads=2)  # fmt: skip
+    resume = ["train", "--resume", str(checkpoint), "--epochs", "2", "-q"]
+    if how == "flag":
+        resume += ["--threads", "3"]
+    else:
+        monkeypatch.setenv("DIGITNET_THREADS", "3")
+    assert main([*resume, "-o", str(tmp_path / "m.npz")]) == 0
+    assert thread_counts == [2, 3]
+    assert load_checkpoint(checkpoint).threads == 3
+
+
+def test_two_threads_resumed_without_the_flag_end_like_an_unbroken_run(
+    tmp_path: Path, data: Dataset, thread_counts: list[int]
+) -> None:
+    """At batch 256 and 32 hidden units, two BLAS threads change the last bits of the weights,
+    so a resumed run that fell back to one thread would end elsewhere."""
+    config = preset("seed", epochs=3, hidden=(32,), batch_size=256, validation_size=100)
+    one_thread, _ = fit(config, data, threads=1)
+    straight, _ = fit(config, data, threads=2)
+    assert not same_weights(one_thread.params, straight.params)
+
+    checkpoint = tmp_path / "c.npz"
+    with pytest.raises(TrainingInterrupted):
+        fit(config, data, on_epoch=stop_after(1), checkpoint=checkpoint, threads=2)
+    resumed, _ = fit(config, data, resume=load_checkpoint(checkpoint))
+    assert same_weights(straight.params, resumed.params)

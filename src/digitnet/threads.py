@@ -1,12 +1,17 @@
 """How many threads the BLAS library may use while training.
 
 At the seed network's sizes one matrix product takes tens to hundreds of microseconds, and
-at small batches handing half of it to a second thread costs more than it saves. The choice
-below was measured by `benchmarks/bench.py` (one against two threads at each batch size,
-alternately in one run; the figures are in docs/benchmarks.md).
+at small batches handing half of it to a second thread costs more than it saves. The figures
+behind the choice below come from `benchmarks/bench.py` on a machine with two cores (one
+against two threads at each batch size, alternately in one run; docs/benchmarks.md).
+
+The rule for machines with four or more cores is an extrapolation from those two-core
+figures, not a measurement: no machine with more than two cores has been timed. On two or
+three cores the rule always gives one thread, which is what was measured to be safe there.
 
 The user overrides it with `digitnet train --threads N` or the environment variable
-DIGITNET_THREADS; the flag wins over the variable.
+DIGITNET_THREADS; the flag wins over the variable. A resumed run keeps the count it was
+trained with unless one of them asks for another.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ THREADS_ENV = "DIGITNET_THREADS"
 # Measured on a machine with two cores (docs/benchmarks.md). With the second core free, two
 # threads took 1.10 times one thread's time per epoch at batch 32, 0.91 at 128 and 0.75 at 256;
 # with other processes on it, two threads took 2 to 15 times as long at every batch size. So a
-# second thread only from batch 128, and only where the machine has cores to spare.
+# second thread only from batch 128, and only where the machine has cores to spare; "four
+# cores" is a guess at what "to spare" takes, not a measured threshold.
 TWO_THREADS_FROM_BATCH = 128
 TWO_THREADS_FROM_CORES = 4
 
@@ -35,13 +41,20 @@ def threads_for_batch(batch_size: int) -> int:
     return 2
 
 
-def choose_threads(batch_size: int, requested: int | None = None) -> int:
-    """The thread count to use: requested if given, else DIGITNET_THREADS, else by batch size.
+def choose_threads(
+    batch_size: int, requested: int | None = None, recorded: int | None = None
+) -> int:
+    """The thread count: requested, else DIGITNET_THREADS, else recorded, else by batch size.
 
+    recorded is the count a resumed run trained with. It is kept unless the user asks for
+    another, because the thread count changes how BLAS splits its sums, and so the last bits
+    of the weights: a resumed run then ends with exactly the weights of an unbroken one.
     Raises ValueError for a count below 1 or a variable that is not a whole number.
     """
     if requested is None:
         requested = threads_from_environment()
+    if requested is None:
+        requested = recorded
     if requested is None:
         return threads_for_batch(batch_size)
     if requested < 1:

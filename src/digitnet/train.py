@@ -134,15 +134,17 @@ def fit(
     resume continues a state loaded from a checkpoint; config must match the state's settings
     except for epochs, which may be raised. On Ctrl-C the partial epoch is dropped and
     TrainingInterrupted names the checkpoint holding the last completed epoch. BLAS runs on
-    `threads` threads while training; None means $DIGITNET_THREADS, else the count measured
-    fastest for the batch size (digitnet.threads).
+    `threads` threads while training; None means $DIGITNET_THREADS, else the count a resumed
+    run trained with, else the count measured fastest for the batch size (digitnet.threads).
     """
-    blas_thread_count = choose_threads(config.batch_size, threads)
+    recorded = resume.threads if resume is not None else None
+    blas_thread_count = choose_threads(config.batch_size, threads, recorded)
     train_x, train_y, val_x, val_y = split_validation(
         dataset.train_images, dataset.train_labels, config.validation_size
     )
     X, X_val = scale_pixels(train_x), scale_pixels(val_x)
     state = resume_state(config, resume) if resume is not None else new_training_state(config)
+    state.threads = blas_thread_count
     schedule = make_schedule(config, math.ceil(X.shape[0] / config.batch_size))
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None and state.epoch == 0:

@@ -25,7 +25,7 @@ from digitnet.config import CHOICES, PRESETS, TrainConfig, parse_widths, preset
 from digitnet.data import load_dataset, scale_pixels
 from digitnet.files import check_writable
 from digitnet.state import TrainingState, load_checkpoint, new_training_state
-from digitnet.threads import THREADS_ENV, choose_threads
+from digitnet.threads import THREADS_ENV, choose_threads, threads_from_environment
 from digitnet.train import EpochStats, History, TrainingInterrupted, evaluate, fit
 
 EXIT_INTERRUPTED = 130
@@ -88,8 +88,9 @@ def add_parser(subparsers: Any) -> None:
         "--threads",
         type=int,
         metavar="N",
-        help=f"BLAS threads while training (default: ${THREADS_ENV}, else the count measured "
-        "fastest for the batch size; see docs/benchmarks.md)",
+        help=f"BLAS threads while training (default: ${THREADS_ENV}, else with --resume the "
+        "checkpoint's count, else the count measured fastest for the batch size; see "
+        "docs/benchmarks.md)",
     )
     parser.add_argument(
         "--checkpoint",
@@ -150,7 +151,8 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     config, state = resolve_config(args)
     check_writable(args.output)
-    threads = choose_threads(config.batch_size, args.threads)
+    recorded = None if state is None else state.threads
+    threads = choose_threads(config.batch_size, args.threads, recorded)
     if state is None:
         state = new_training_state(config)
         state.source["data"] = None if args.data is None else str(Path(args.data).resolve())
@@ -158,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(data)
     checkpoint = checkpoint_path(args)
     say(args, f"training {config.sizes} on {len(dataset.train_labels)} images: {config.to_dict()}")
-    say(args, f"BLAS threads: {threads}")
+    kept = recorded is not None and args.threads is None and threads_from_environment() is None
+    say(args, f"BLAS threads: {threads}" + (" (as the checkpoint's run)" if kept else ""))
     if args.resume is not None:
         say(args, f"resuming {args.resume} after epoch {state.epoch}")
 
