@@ -111,10 +111,25 @@ def test_load_refuses_pickled_objects_without_unpickling_them(
     marker = tmp_path / "was-unpickled"
     path = save_model(tmp_path / "model.npz", network, {})
     payload = np.array([Exploit(str(marker))], dtype=object)
-    rewrite(path, tmp_path / "evil.npz", lambda arrays: arrays.update(W1=payload))
+    evil = rewrite(path, tmp_path / "evil.npz", lambda arrays: arrays.update(W1=payload))
+
+    unpickle_member(evil, "W1.npy")  # the control: pickle itself runs the payload
+    assert marker.exists()
+    marker.unlink()
+
     with pytest.raises(ModelFileError, match=r"W1 holds object arrays .* would run pickle"):
-        load_model(tmp_path / "evil.npz")
+        load_model(evil)
     assert not marker.exists()
+
+
+def unpickle_member(path: Path, member: str) -> object:
+    """Unpickle the data of a .npy member directly with pickle, after its header."""
+    with zipfile.ZipFile(path) as archive, archive.open(member) as handle:
+        version = np.lib.format.read_magic(handle)
+        assert version == (1, 0)
+        _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        assert dtype.hasobject
+        return pickle.load(handle)
 
 
 def test_load_never_calls_pickle(
