@@ -421,7 +421,7 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path: Path) -> None:
 
 
 def test_a_header_that_breaks_the_tokenizer_is_refused(tmp_path: Path) -> None:
-    """Found by test_fuzz: an unclosed bracket made numpy's header filter raise TokenError."""
+    """An unclosed bracket makes numpy's header filter raise TokenError, not a SyntaxError."""
     text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (3, \n"
     member = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
     path = write_zip(tmp_path / "open.npz", {"W1.npy": member})

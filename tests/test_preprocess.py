@@ -334,8 +334,9 @@ print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) // 1024)
 
 
 def test_a_bomb_just_under_the_pixel_limit_costs_its_decoded_size_once(tmp_path: Path) -> None:
-    """9000 x 9000 blank 1-bit pixels in a 28 kB file: Pillow holds them in 81 MB; the float32
-    copies preprocessing used to make of them pushed the peak past 800 MB."""
+    """9000 x 9000 blank 1-bit pixels in a 28 kB file: Pillow holds them in 81 MB; float32
+    copies of them at full size would push the peak past 800 MB, so preprocessing shrinks the
+    image on Pillow's pixels first."""
     path = tmp_path / "page.png"
     Image.new("1", (9000, 9000), 1).save(path)
     assert path.stat().st_size < 50_000 and Image.MAX_IMAGE_PIXELS > 9000 * 9000

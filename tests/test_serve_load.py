@@ -9,10 +9,11 @@ one variable away and prints its figures:
 "No growth" means the server's resident set size (VmRSS) at the end is at most GROWTH_ALLOWED
 above its size after the warm-up. The warm-up fills what a server allocates once: the waitress
 threads' stacks and malloc arenas, numpy's and Pillow's buffers, Flask's lazily built objects.
-What is left is allocator noise, about 1 MiB either way in the runs so far. The full run serves
-some 7000 requests, so keeping every request body (1.6 to 4 KB here) would grow the server by
-over 16 MiB: tried once, it grew by 22 MiB and this test failed. The short burst serves about
-700 requests and catches only leaks of some 25 KB per request or more.
+What is left is allocator noise, about 1 MiB either way in the measured runs
+(docs/reliability.md). The full run serves some 7000 requests, and a server that keeps every
+request body (1.6 to 4 KB here) grows by 22 MiB in it, over GROWTH_ALLOWED, so this test fails.
+The short burst serves about 700 requests and catches only leaks of some 25 KB per request or
+more.
 """
 
 from __future__ import annotations
