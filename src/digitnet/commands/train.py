@@ -169,8 +169,11 @@ def run(args: argparse.Namespace) -> int:
         bar.update(count)
 
     def on_epoch(stats: EpochStats) -> None:
-        bar.reset()
+        # Clear the bar first, so that in a terminal the summary gets a line of its own and
+        # the bar starts again below it.
+        bar.clear()
         say(args, format_epoch(stats, config.epochs))
+        bar.reset()
 
     try:
         network, history = fit(config, dataset, on_epoch, on_batch, checkpoint, state, threads)
@@ -196,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     report_stop(args, config, history)
     save_model(args.output, network, metadata)
     say(args, f"saved the model to {args.output}")
-    report_result(args, test.accuracy, history.to_list())
+    report_result(args, metadata, threads)
     return 0
 
 
@@ -230,8 +233,9 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
     )
 
 
-def report_result(args: argparse.Namespace, accuracy: float, history: list[Any]) -> None:
+def report_result(args: argparse.Namespace, metadata: dict[str, Any], threads: int) -> None:
+    """The test accuracy on stdout; with --json also the settings, data and history."""
     if args.json:
-        print_json({"model": args.output, "test_accuracy": accuracy, "history": history})
+        print_json({"model": args.output, **metadata, "threads": threads})
     else:
-        print(f"test accuracy: {percent(accuracy)}")
+        print(f"test accuracy: {percent(metadata['test_accuracy'])}")
