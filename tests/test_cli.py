@@ -16,6 +16,7 @@ import pytest
 from digitnet.checkpoint import load_model
 from digitnet.cli import EXIT_STATUSES, main
 from digitnet.commands import evaluate
+from digitnet.commands import train as train_command
 from digitnet.state import load_checkpoint
 
 
@@ -138,6 +139,22 @@ def test_invalid_setting_is_a_one_line_usage_error_with_status_2(capsys) -> None
     assert main(["train", "--batch-size", "0", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "batch size must be at least 1, got 0" in err
+
+
+def test_a_validation_split_as_large_as_the_data_is_a_usage_error_before_training(
+    small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def no_training(*args: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train_command, "fit", no_training)
+    assert train_small(small_data, tmp_path / "m.npz", "--validation-size", "2000") == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        "digitnet: error: --validation-size 2000 must be less than the 2000 training images, "
+        "so that some are left to train on"
+    )
+    assert not (tmp_path / "m.npz").exists()
 
 
 def test_help_lists_every_flag_with_its_default(capsys) -> None:

@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         state.source["data"] = None if args.data is None else str(Path(args.data).resolve())
     data = args.data if args.data is not None else state.source.get("data")
     dataset = load_dataset(data)
+    check_validation_size(config, len(dataset.train_labels))
     checkpoint = checkpoint_path(args)
     say(args, f"training {config.sizes} on {len(dataset.train_labels)} images: {config.to_dict()}")
     say(args, f"BLAS threads: {threads}")
@@ -209,6 +210,15 @@ def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
         return build()
     except ValueError as exc:
         raise UsageError(f"{exc} (see 'digitnet train --help')") from None
+
+
+def check_validation_size(config: TrainConfig, train_images: int) -> None:
+    """Refuse a validation split that leaves no image to train on, before any training."""
+    if config.validation_size >= train_images:
+        raise UsageError(
+            f"--validation-size {config.validation_size} must be less than the {train_images} "
+            "training images, so that some are left to train on"
+        )
 
 
 def kept_val_accuracy(config: TrainConfig, history: History) -> float | None:
