@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import pytest
 from digitnet.checkpoint import load_model
 from digitnet.cli import EXIT_STATUSES, main
 from digitnet.commands import evaluate
+from digitnet.commands import train as train_command
 from digitnet.state import load_checkpoint
 
 
@@ -35,11 +37,48 @@ def test_train_prints_progress_on_stderr_and_accuracy_on_stdout(
     assert f"{100 * metadata['test_accuracy']:.2f}%" in out
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, so that tqdm draws its bar into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def screen_lines(text: str) -> list[str]:
+    """The lines a terminal shows for text: a carriage return goes back to the line's start."""
+    lines = []
+    for line in text.split("\n"):
+        shown: list[str] = []
+        for piece_index, piece in enumerate(line.split("\r")):
+            column = 0 if piece_index else len(shown)
+            shown[column : column + len(piece)] = piece
+        lines.append("".join(shown).rstrip())
+    return lines
+
+
+def test_epoch_lines_stand_on_their_own_under_a_progress_bar(
+    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert train_small(small_data, tmp_path / "m.npz") == 0
+
+    text = terminal.getvalue()
+    assert "img/s" in text, "the progress bar was drawn"
+    epoch_lines = [line for line in screen_lines(text) if "epoch " in line and " | loss " in line]
+    assert len(epoch_lines) == 2
+    assert all(line.startswith("epoch ") for line in epoch_lines), epoch_lines
+
+
 def test_train_json_summary(tmp_path: Path, small_data: Path, capsys) -> None:
     assert train_small(small_data, tmp_path / "m.npz", "--json", "--quiet") == 0
     out, err = capsys.readouterr()
     summary = json.loads(out)
     assert 0.5 < summary["test_accuracy"] <= 1.0 and len(summary["history"]) == 2
+    assert summary["val_accuracy"] == summary["history"][-1]["val_accuracy"] > 0.5
+    assert summary["config"]["seed"] == 0 and summary["config"]["validation_size"] == 500
+    assert summary["config"]["epochs"] == 2 and summary["threads"] >= 1
+    assert summary["data"] == str(small_data)
     assert err == ""
 
 
@@ -74,6 +113,7 @@ def test_diverging_training_suggests_a_lower_learning_rate(
     assert train_small(small_data, tmp_path / "m.npz", "--learning-rate", "1e36") == 3
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("digitnet: error: training diverged: the loss became ")
+    assert re.search(r" in epoch 1 at sample \d+;", last), last
     assert "lower learning rate" in last
     assert not (tmp_path / "m.npz").exists()
 
@@ -99,6 +139,22 @@ def test_invalid_setting_is_a_one_line_usage_error_with_status_2(capsys) -> None
     assert main(["train", "--batch-size", "0", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "batch size must be at least 1, got 0" in err
+
+
+def test_a_validation_split_as_large_as_the_data_is_a_usage_error_before_training(
+    small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def no_training(*args: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train_command, "fit", no_training)
+    assert train_small(small_data, tmp_path / "m.npz", "--validation-size", "2000") == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        "digitnet: error: --validation-size 2000 must be less than the 2000 training images, "
+        "so that some are left to train on"
+    )
+    assert not (tmp_path / "m.npz").exists()
 
 
 def test_help_lists_every_flag_with_its_default(capsys) -> None:

@@ -184,7 +184,8 @@ def test_cli_ctrl_c_names_the_checkpoint_and_exits_130(
 
     monkeypatch.setattr(train_command, "fit", interrupted_fit)
     folder = write_dataset(tmp_path / "data", data)
-    status = main(["train", "--data", str(folder), "-q", "-o", str(tmp_path / "m.npz")])
+    argv = ["train", "--data", str(folder), "--validation-size", "100", "-q"]
+    status = main([*argv, "-o", str(tmp_path / "m.npz")])
     assert status == 130
     err = capsys.readouterr().err
     assert "holds epoch 3" in err and f"--resume {tmp_path / 'm.checkpoint.npz'}" in err

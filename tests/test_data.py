@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import idx_bytes, small_dataset, write_dataset, write_idx
+from digitnet import data
 from digitnet.data import (
+    FILE_STEMS,
     DataError,
     Dataset,
     bundled_data_dir,
@@ -112,6 +114,44 @@ def test_loader_checks_the_sha256_sums(tmp_path: Path, mnist: Dataset) -> None:
     (folder / "SHA256SUMS.raw").write_text(sums)
     with pytest.raises(DataError, match=r"SHA-256 .* does not match"):
         load_dataset(folder)
+
+
+def test_the_bundled_folder_holds_the_four_files_and_a_sum_for_each() -> None:
+    folder = bundled_data_dir()
+    lines = (folder / "SHA256SUMS.raw").read_text(encoding="utf-8").splitlines()
+    names = sorted(line.split()[1] for line in lines)
+    assert names == sorted(FILE_STEMS.values())
+    assert all(len(line.split()[0]) == 64 for line in lines)
+    assert all((folder / f"{name}.gz").is_file() for name in names)
+
+
+def bundled_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sums: str | None) -> None:
+    """Make a copy of the bundled MNIST, with the checksum list sums, the bundled folder."""
+    folder = tmp_path / "bundled"
+    folder.mkdir()
+    for name in FILE_STEMS.values():
+        (folder / f"{name}.gz").symlink_to(bundled_data_dir() / f"{name}.gz")
+    if sums is not None:
+        (folder / "SHA256SUMS.raw").write_text(sums, encoding="utf-8")
+    monkeypatch.setattr(data, "bundled_data_dir", lambda: folder)
+
+
+def test_the_bundled_mnist_does_not_load_without_its_checksum_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled_copy(tmp_path, monkeypatch, None)
+    with pytest.raises(DataError, match=r"SHA256SUMS.raw: missing; the bundled MNIST cannot"):
+        load_dataset()
+
+
+def test_the_bundled_mnist_does_not_load_with_a_checksum_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = (bundled_data_dir() / "SHA256SUMS.raw").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if "t10k-labels" not in line]
+    bundled_copy(tmp_path, monkeypatch, "\n".join(kept) + "\n")
+    with pytest.raises(DataError, match=r"no SHA-256 sum for t10k-labels-idx1-ubyte; the"):
+        load_dataset()
 
 
 def test_validation_split_holds_out_the_last_images(mnist: Dataset) -> None:

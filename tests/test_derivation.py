@@ -1,8 +1,11 @@
 """docs/derivation.md and the code agree: equation by equation, and in their cross-references.
 
-Each gradient equation is checked three ways at once, in float64: the formula as the derivation
-writes it for one sample (column vectors), the value the code computes, and the central finite
-difference of the loss (eq. 14), which needs no calculus at all.
+Each gradient equation of the seed is checked three ways at once, in float64: the formula as the
+derivation writes it for one sample (column vectors), the value the code computes, and the
+central finite difference of the loss (eq. 14), which needs no calculus at all. The derivatives
+of the activations are the code's *_backward functions against central differences of the
+activation. CHECKED_BY names the test of every gradient, update and schedule equation, here or
+in another file, and the derivation's last table must name the same tests.
 """
 
 from __future__ import annotations
@@ -24,8 +27,41 @@ from test_network import numerical_gradient
 ROOT = Path(__file__).resolve().parent.parent
 DERIVATION = ROOT / "docs" / "derivation.md"
 SOURCES = ROOT / "src" / "digitnet"
-GRADIENT_EQUATIONS = ("4", "8", "9", "10", "11", "12", "13")
+GRADIENT_EQUATIONS = ("4", "8", "9", "10", "11", "12", "13", "102", "104")
+EVERY_OPTION = "test_options.py::test_gradients_match_finite_differences_for_every_option"
+# Each gradient, update and schedule equation, and the tests that check it.
+CHECKED_BY = {
+    "4": ["test_derivation.py::check_sigmoid_derivative"],
+    "8": ["test_derivation.py::check_output_error"],
+    "9": ["test_derivation.py::check_input_error"],
+    "10": ["test_derivation.py::check_weight_gradient"],
+    "11": ["test_derivation.py::check_bias_gradient"],
+    "12": ["test_derivation.py::check_hidden_error"],
+    "13": ["test_derivation.py::check_batch_mean"],
+    "15": ["test_optim.py::test_sgd_matches_a_hand_computed_step"],
+    "102": ["test_derivation.py::check_tanh_derivative", EVERY_OPTION],
+    "104": ["test_derivation.py::check_relu_derivative", EVERY_OPTION],
+    "108": [EVERY_OPTION],
+    "109": [EVERY_OPTION],
+    "111": [EVERY_OPTION],
+    "113": ["test_optim.py::test_momentum_matches_a_hand_computed_step"],
+    "114": ["test_optim.py::test_nesterov_matches_a_hand_computed_step"],
+    "115": ["test_optim.py::test_adam_matches_a_hand_computed_step"],
+    "116": ["test_optim.py::test_adam_matches_a_hand_computed_step"],
+    "117": [
+        "test_optim.py::test_adam_matches_a_hand_computed_step",
+        "test_optim.py::test_adam_first_step_has_the_size_of_the_learning_rate_whatever_the_gradient",
+    ],
+    "118": ["test_optim.py::test_constant_and_step_schedules"],
+    "119": ["test_optim.py::test_cosine_schedule_falls_from_the_base_to_zero"],
+    "120": ["test_optim.py::test_warm_up_rises_linearly_then_hands_over_to_the_schedule"],
+}
+# The forward pass, the losses, the initializations and the finite difference itself: values,
+# not gradients or updates.
+NOT_GRADIENTS = {"1a", "1b", "2", "3", "5", "6", "7", "14", "16"}
+NOT_GRADIENTS |= {"101", "103", "105", "106", "107", "110", "112"}
 RELATIVE_TOLERANCE = 1e-6
+CHECKS_HEADING = "## Which test checks each gradient, update and schedule"
 Vector = np.ndarray
 
 
@@ -92,17 +128,40 @@ def loss_of_logits(Z2: np.ndarray, Y: np.ndarray) -> float:
     return cross_entropy(Z2.reshape(Y.shape), Y)
 
 
-def check_sigmoid_derivative() -> None:
-    """(eq. 4): sigma'(z) = a (1 - a), elementwise, as used by the hidden error."""
-    z = np.linspace(-6, 6, 25)
-    a = sigmoid(z)
+def check_activation_derivative(
+    forward: Callable[[np.ndarray], np.ndarray],
+    backward: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    z: np.ndarray,
+) -> None:
+    """backward(dA, forward(z)) is dA times the central difference of forward at z."""
+    dA = np.random.default_rng(0).normal(size=z.shape)
     numeric = np.array(
         [
-            central_difference(lambda v: float(sigmoid(v)[0]), z[i : i + 1].copy())[0]
+            central_difference(lambda v: float(forward(v)[0]), z[i : i + 1].copy())[0]
             for i in range(z.size)
         ]
     )
-    assert_close(a * (1 - a), numeric)
+    assert_close(backward(dA, forward(z)), dA * numeric)
+
+
+def check_sigmoid_derivative() -> None:
+    """(eq. 4): sigma'(z) = a (1 - a), as activations.sigmoid_backward applies it."""
+    check_activation_derivative(
+        sigmoid, digitnet.activations.sigmoid_backward, np.linspace(-6, 6, 25)
+    )
+
+
+def check_tanh_derivative() -> None:
+    """(eq. 102): tanh'(z) = 1 - a^2, as activations.tanh_backward applies it."""
+    activations = digitnet.activations
+    check_activation_derivative(activations.tanh, activations.tanh_backward, np.linspace(-3, 3, 25))
+
+
+def check_relu_derivative() -> None:
+    """(eq. 104): relu'(z) = [a > 0], as activations.relu_backward applies it, away from z = 0."""
+    activations = digitnet.activations
+    z = np.linspace(-3, 3, 24)  # 24 points: none is 0, where relu has no derivative
+    check_activation_derivative(activations.relu, activations.relu_backward, z)
 
 
 def check_output_error() -> None:
@@ -183,6 +242,8 @@ CHECKS = {
     "11": check_bias_gradient,
     "12": check_hidden_error,
     "13": check_batch_mean,
+    "102": check_tanh_derivative,
+    "104": check_relu_derivative,
 }
 
 
@@ -221,6 +282,40 @@ def test_every_gradient_equation_is_cited_by_the_code_and_checked_here() -> None
     cited = cited_in_sources()
     assert set(GRADIENT_EQUATIONS) <= set(cited), f"uncited: {set(GRADIENT_EQUATIONS) - set(cited)}"
     assert set(CHECKS) == set(GRADIENT_EQUATIONS)
+    here = {number for number, tests in CHECKED_BY.items() if tests[0].startswith("test_deriv")}
+    assert here == set(GRADIENT_EQUATIONS)
+
+
+def test_every_equation_is_a_value_or_a_checked_gradient_or_update() -> None:
+    tags = set(derivation_tags())
+    assert not NOT_GRADIENTS & set(CHECKED_BY)
+    assert tags == NOT_GRADIENTS | set(CHECKED_BY), "a new equation: add it to one of the two"
+    uncited = set(CHECKED_BY) - set(cited_in_sources())
+    assert not uncited, f"checked but not cited by the code: {uncited}"
+
+
+@pytest.mark.parametrize("number", sorted(CHECKED_BY, key=int))
+def test_every_check_named_for_an_equation_exists(number: str) -> None:
+    for test in CHECKED_BY[number]:
+        file, function = test.split("::")
+        source = (ROOT / "tests" / file).read_text(encoding="utf-8")
+        assert re.search(rf"^def {function}\(", source, re.MULTILINE), f"({number}): no {test}"
+
+
+def checks_in_the_derivation() -> dict[str, list[str]]:
+    """The tests the derivation's last table names for each equation, "(N)" rows in order."""
+    table = DERIVATION.read_text(encoding="utf-8").split(CHECKS_HEADING, 1)[1]
+    named: dict[str, list[str]] = {}
+    for row in re.findall(r"^\| (\(.*)$", table, re.MULTILINE):
+        cells = [cell.strip() for cell in row.split("|")]
+        for number in re.findall(r"\((\d+[a-z]?)\)", cells[0]):
+            named.setdefault(number, []).extend(re.findall(r"`([\w.]+::\w+)`", cells[-2]))
+    return named
+
+
+def test_the_derivation_names_the_test_of_each_gradient_and_update() -> None:
+    named = checks_in_the_derivation()
+    assert named == CHECKED_BY
 
 
 NAMES = {

@@ -83,15 +83,16 @@ def test_show_is_reproducible_and_the_seed_changes_the_choice(
         (["--count", "0"], "--count must be between 1 and 400, got 0"),
         (["--count", "121", "--split", "test"], "--count 121 is more than the 120 test images"),
         (["--columns", "0"], "--columns must be at least 1, got 0"),
+        (["--seed", "-1"], "--seed must be zero or positive, got -1"),
     ],
 )
-def test_show_rejects_impossible_counts_in_one_line(
+def test_show_rejects_impossible_flag_values_as_one_line_usage_errors(
     tmp_path: Path, small_data: Path, capsys, flags: list[str], message: str
 ) -> None:
     output = tmp_path / "d.png"
-    assert main(["show", "--data", str(small_data), *flags, "--output", str(output)]) == 1
+    assert main(["show", "--data", str(small_data), *flags, "--output", str(output)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
+    assert err.count("\n") == 1 and err.startswith("digitnet: error: ") and message in err
     assert not output.exists()
 
 

@@ -207,13 +207,16 @@ def find_file(directory: Path, stem: str) -> Path:
 def load_dataset(directory: str | Path | None = None) -> Dataset:
     """Load the four IDX files of an MNIST-layout folder; the bundled MNIST when None.
 
-    When the folder holds SHA256SUMS.raw (the bundled one does), every file is checked against
-    it after decompression.
+    When the folder holds SHA256SUMS.raw, every file is checked against it after
+    decompression. The bundled MNIST must have that list with all four files in it, so that
+    it never loads unchecked.
     """
     folder = bundled_data_dir() if directory is None else Path(directory)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
     sums = read_checksums(folder / SUMS_FILE)
+    if directory is None:
+        require_all_checksums(folder / SUMS_FILE, sums)
     arrays = {}
     for key, stem in FILE_STEMS.items():
         path = find_file(folder, stem)
@@ -243,6 +246,18 @@ def read_checksums(path: Path) -> dict[str, str]:
         if len(parts) == 2:
             sums[parts[1].lstrip("*")] = parts[0].lower()
     return sums
+
+
+def require_all_checksums(path: Path, sums: dict[str, str]) -> None:
+    """Raise DataError unless sums, read from path, has an entry for each of the four files."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing; the bundled MNIST cannot be checked (broken install?)")
+    missing = [stem for stem in FILE_STEMS.values() if stem not in sums]
+    if missing:
+        raise DataError(
+            f"{path}: no SHA-256 sum for {', '.join(missing)}; the bundled MNIST cannot be "
+            "checked (broken install?)"
+        )
 
 
 def verify_checksum(path: Path, header: bytes, values: NDArray[np.uint8], expected: str) -> None:

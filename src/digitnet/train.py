@@ -107,7 +107,7 @@ def train_epoch(
         loss = network.output_loss(cache.Z_out, Y_batch)
         if not np.isfinite(loss):
             raise TrainingDivergedError(
-                f"the loss became {loss} at sample {start}; "
+                f"the loss became {loss} in epoch {state.epoch + 1} at sample {start}; "
                 f"try a lower learning rate than {config.learning_rate}"
             )
         total_loss += loss * batch.shape[0]

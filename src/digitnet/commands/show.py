@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from digitnet.commands.common import add_data_flag
+from digitnet.commands.common import UsageError, add_data_flag
 from digitnet.data import load_dataset
 
 DEFAULT_OUTPUT = "digits.png"
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         else (dataset.test_images, dataset.test_labels)
     )
     if args.count > len(labels):
-        raise ValueError(f"--count {args.count} is more than the {len(labels)} {args.split} images")
+        raise UsageError(f"--count {args.count} is more than the {len(labels)} {args.split} images")
     chosen = np.sort(
         np.random.default_rng(args.seed).choice(len(labels), args.count, replace=False)
     )
@@ -82,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_counts(count: int, columns: int, seed: int) -> None:
-    """Raise ValueError for a count, column number or seed that cannot be drawn."""
+    """Raise UsageError for a count, column number or seed that cannot be drawn."""
     if not 1 <= count <= MAX_COUNT:
-        raise ValueError(f"--count must be between 1 and {MAX_COUNT}, got {count}")
+        raise UsageError(f"--count must be between 1 and {MAX_COUNT}, got {count}")
     if columns < 1:
-        raise ValueError(f"--columns must be at least 1, got {columns}")
+        raise UsageError(f"--columns must be at least 1, got {columns}")
     if seed < 0:
-        raise ValueError(f"--seed must be zero or positive, got {seed}")
+        raise UsageError(f"--seed must be zero or positive, got {seed}")

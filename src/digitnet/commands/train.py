@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         state.source["data"] = None if args.data is None else str(Path(args.data).resolve())
     data = args.data if args.data is not None else state.source.get("data")
     dataset = load_dataset(data)
+    check_validation_size(config, len(dataset.train_labels))
     checkpoint = checkpoint_path(args)
     say(args, f"training {config.sizes} on {len(dataset.train_labels)} images: {config.to_dict()}")
     kept = recorded is not None and args.threads is None and threads_from_environment() is None
@@ -172,8 +173,11 @@ def run(args: argparse.Namespace) -> int:
         bar.update(count)
 
     def on_epoch(stats: EpochStats) -> None:
-        bar.reset()
+        # Clear the bar first, so that in a terminal the summary gets a line of its own and
+        # the bar starts again below it.
+        bar.clear()
         say(args, format_epoch(stats, config.epochs))
+        bar.reset()
 
     try:
         network, history = fit(config, dataset, on_epoch, on_batch, checkpoint, state, threads)
@@ -199,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     report_stop(args, config, history)
     save_model(args.output, network, metadata)
     say(args, f"saved the model to {args.output}")
-    report_result(args, test.accuracy, history.to_list())
+    report_result(args, metadata, threads)
     return 0
 
 
@@ -209,6 +213,15 @@ def checked_config(build: Callable[[], TrainConfig]) -> TrainConfig:
         return build()
     except ValueError as exc:
         raise UsageError(f"{exc} (see 'digitnet train --help')") from None
+
+
+def check_validation_size(config: TrainConfig, train_images: int) -> None:
+    """Refuse a validation split that leaves no image to train on, before any training."""
+    if config.validation_size >= train_images:
+        raise UsageError(
+            f"--validation-size {config.validation_size} must be less than the {train_images} "
+            "training images, so that some are left to train on"
+        )
 
 
 def kept_val_accuracy(config: TrainConfig, history: History) -> float | None:
@@ -233,8 +246,9 @@ def format_epoch(stats: EpochStats, epochs: int) -> str:
     )
 
 
-def report_result(args: argparse.Namespace, accuracy: float, history: list[Any]) -> None:
+def report_result(args: argparse.Namespace, metadata: dict[str, Any], threads: int) -> None:
+    """The test accuracy on stdout; with --json also the settings, data and history."""
     if args.json:
-        print_json({"model": args.output, "test_accuracy": accuracy, "history": history})
+        print_json({"model": args.output, **metadata, "threads": threads})
     else:
-        print(f"test accuracy: {percent(accuracy)}")
+        print(f"test accuracy: {percent(metadata['test_accuracy'])}")
