@@ -7,8 +7,10 @@ Routes:
                         the 28x28 input it saw and the hidden activations
 
 Every error, including unknown routes and oversized bodies, is answered as JSON
-{"error": message} with a 4xx status. The network is only read after loading, and its forward
-pass allocates fresh arrays, so one instance serves concurrent requests safely.
+{"error": message} with a 4xx status; a fault in the server itself is logged with its traceback
+and answered as JSON with status 500, never as an HTML page. The network is only read after
+loading, and its forward pass allocates fresh arrays, so one instance serves concurrent requests
+safely.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ def register_error_handlers(app: Flask, max_body_bytes: int) -> None:
     def http_error(error: HTTPException) -> tuple[Response, int]:
         status = error.code or 500
         return jsonify(error=http_error_message(error, max_body_bytes)), status
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[Response, int]:
+        app.logger.exception("unexpected error while answering %s %s", request.method, request.path)
+        return jsonify(error="internal server error; the server log has the details"), 500
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
