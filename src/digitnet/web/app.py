@@ -26,10 +26,15 @@ from werkzeug.exceptions import HTTPException
 from digitnet.api import load_model, normalize
 from digitnet.network import Network
 from digitnet.preprocess import NoDigitError, preprocess_array, preprocess_image
-from digitnet.web.payload import ImageInput, PayloadError, PixelInput, parse_body
+from digitnet.web.payload import (
+    MAX_BODY_BYTES,
+    MEBIBYTE,
+    ImageInput,
+    PayloadError,
+    PixelInput,
+    parse_body,
+)
 
-MEBIBYTE = 1024 * 1024
-MAX_BODY_BYTES = 16 * MEBIBYTE  # a 12 MB photo, base64-encoded
 DECIMALS = 4
 STATIC_FOLDER = Path(__file__).parent / "static"
 

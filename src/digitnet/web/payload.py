@@ -28,6 +28,8 @@ from PIL import Image
 
 from digitnet.preprocess import ImageError, decode_image
 
+MEBIBYTE = 1024 * 1024
+MAX_BODY_BYTES = 16 * MEBIBYTE  # a 12 MB photo, base64-encoded
 FIELDS = ("image", "pixels")
 SIDE = 28
 MAX_IMAGE_PIXELS = 40_000_000
