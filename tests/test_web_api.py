@@ -58,7 +58,12 @@ def post(client: FlaskClient, body: object) -> tuple[int, dict]:
 def test_health_names_the_model_and_its_layers(client: FlaskClient) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "model": "model.npz", "sizes": [784, 128, 10]}
+    assert response.get_json() == {
+        "status": "ok",
+        "model": "model.npz",
+        "sizes": [784, 128, 10],
+        "activation": "sigmoid",
+    }
 
 
 def test_page_and_its_files_are_served_from_the_package(client: FlaskClient) -> None:

@@ -2,7 +2,7 @@
 
 Routes:
     GET  /              the page (static HTML, CSS and JavaScript shipped in the package)
-    GET  /api/health    {"status": "ok", "model": ..., "sizes": [...]}
+    GET  /api/health    {"status": "ok", "model": ..., "sizes": [...], "activation": ...}
     POST /api/predict   a JSON body read by digitnet.web.payload; answers the network's outputs,
                         the 28x28 input it saw and the hidden activations
 
@@ -67,7 +67,9 @@ def create_app(model_path: str | Path, max_body_bytes: int = MAX_BODY_BYTES) -> 
 
     @app.get("/api/health")
     def health() -> Response:
-        return jsonify(status="ok", model=model_name, sizes=list(network.sizes))
+        return jsonify(
+            status="ok", model=model_name, sizes=list(network.sizes), activation=network.activation
+        )
 
     @app.post("/api/predict")
     def predict() -> tuple[Response, int]:
