@@ -64,8 +64,20 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Where the browser test saved its screenshots, for the summary to name.
+SCREENSHOT_FOLDER = pytest.StashKey[Path]()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say loudly when the browser test did not run, so a skip is never mistaken for a pass."""
+    """Name the browser test's screenshot folder, and say loudly when that test did not run."""
+    folder = terminalreporter.config.stash.get(SCREENSHOT_FOLDER, None)
+    if folder is not None:
+        terminalreporter.write_sep("-", f"browser test screenshots in {folder}")
+    announce_skipped_browser_test(terminalreporter)
+
+
+def announce_skipped_browser_test(terminalreporter: pytest.TerminalReporter) -> None:
+    """A skip is never mistaken for a pass: a red banner gives the reason."""
     reasons = {
         str(report.longrepr[2])
         for report in terminalreporter.stats.get("skipped", [])

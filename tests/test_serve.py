@@ -65,6 +65,33 @@ def test_serve_warns_when_bound_beyond_loopback(
     assert "digitnet: warning: listening on 0.0.0.0" in err
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "LocalHost", "::1"])
+def test_every_loopback_address_counts_as_this_computer(host: str) -> None:
+    assert serve.is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "example.org"])
+def test_addresses_beyond_this_computer_do_not_count_as_loopback(host: str) -> None:
+    assert not serve.is_loopback(host)
+
+
+def test_serve_on_another_loopback_address_does_not_warn(
+    trained_model: Path, stopped_server: StoppedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--model", str(trained_model), "--host", "127.0.0.2"]) == 0
+    out, err = capsys.readouterr()
+    assert "http://127.0.0.2:8123/" in out and "warning" not in err
+
+
+def test_the_command_line_does_not_import_the_web_stack() -> None:
+    """`digitnet predict` and `train` start without Flask or waitress; only serve loads them."""
+    web = ("flask", "werkzeug", "jinja2", "waitress")
+    code = f"import sys, digitnet.cli; print([m for m in {web!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_open_flag_opens_the_page_in_a_browser(
     trained_model: Path, stopped_server: StoppedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

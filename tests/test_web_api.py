@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 import digitnet.api
+import digitnet.web.app
 from digitnet.checkpoint import load_model
 from digitnet.data import Dataset
 from digitnet.preprocess import load_image, preprocess_array, preprocess_image
@@ -57,7 +58,12 @@ def post(client: FlaskClient, body: object) -> tuple[int, dict]:
 def test_health_names_the_model_and_its_layers(client: FlaskClient) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "model": "model.npz", "sizes": [784, 128, 10]}
+    assert response.get_json() == {
+        "status": "ok",
+        "model": "model.npz",
+        "sizes": [784, 128, 10],
+        "activation": "sigmoid",
+    }
 
 
 def test_page_and_its_files_are_served_from_the_package(client: FlaskClient) -> None:
@@ -132,6 +138,8 @@ BAD_BODIES = {
     "empty body": (b"", 400, "empty request body"),
     "malformed JSON": (b'{"pixels": [', 400, "malformed JSON"),
     "not UTF-8": (b'{"image": "\xff\xfe"}', 400, "not UTF-8"),
+    "number of 5000 digits": (b'{"pixels": ' + b"7" * 5000 + b"}", 400, "more than 4300 digits"),
+    "arrays nested 100000 deep": (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
     "array instead of object": (b"[1, 2]", 422, "expected a JSON object, got an array"),
     "no field": (b"{}", 422, "exactly one of 'image' or 'pixels', got neither"),
     "both fields": (b'{"image": "", "pixels": []}', 422, "got both"),
@@ -170,6 +178,16 @@ BAD_BODIES = {
         422,
         "got True",
     ),
+    "pixel a huge string": (
+        json.dumps({"pixels": pixels_with(3, 3, "x" * 1_000_000)}).encode(),
+        422,
+        "got 'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx'",
+    ),
+    "unknown field a huge name": (
+        json.dumps({"y" * 1_000_000: 0}).encode(),
+        422,
+        "unknown field(s) ['yyyyyyyyyyyyyyyyy...yyyyyyyyyyyyyyyyyy']",
+    ),
     "pixel NaN": (
         json.dumps({"pixels": pixels_with(2, 2, float("nan"))}).encode(),
         422,
@@ -185,6 +203,21 @@ def test_bad_request_gets_a_4xx_json_error_saying_what_was_wrong(
     response = client.post("/api/predict", data=body, content_type="application/json")
     assert response.status_code == status
     assert message in response.get_json()["error"]
+    assert len(response.get_data()) < 300
+
+
+def test_a_fault_in_the_server_is_logged_and_answered_as_json(
+    trained_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(network: object, parsed: object) -> None:
+        raise ZeroDivisionError("a fault in the server")
+
+    monkeypatch.setattr(digitnet.web.app, "answer", broken)
+    client = create_app(trained_model).test_client()
+    response = client.post("/api/predict", json={"pixels": [[0.0] * 28] * 28})
+    assert response.status_code == 500 and response.mimetype == "application/json"
+    assert response.get_json() == {"error": "internal server error; the server log has the details"}
+    assert "ZeroDivisionError: a fault in the server" in caplog.text
 
 
 def test_body_that_is_not_declared_json_is_refused(client: FlaskClient) -> None:

@@ -1,21 +1,23 @@
-"""`digitnet serve`: the draw-a-digit page on a local web server (waitress)."""
+"""`digitnet serve`: the draw-a-digit page on a local web server (waitress).
+
+waitress and the Flask application are imported only when the server starts: the command line
+imports every command module, and `digitnet predict` or `train` should not pay for a web stack.
+"""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import logging
 import os
 import sys
 import webbrowser
 from typing import Any
 
-from waitress.server import create_server
-
 from digitnet.commands.common import resolve_model_path
-from digitnet.web.app import MAX_BODY_BYTES, create_app
+from digitnet.web.payload import MAX_BODY_BYTES
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 THREADS = 8
 
 # Limits that keep a misbehaving or hostile client from tying the server up. waitress's own
@@ -69,6 +71,8 @@ def port_number(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from digitnet.web.app import create_app
+
     model = resolve_model_path(args.model)
     app = create_app(model)
     # waitress logs a warning for every request that waits for a free thread; under load that
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     server = listen(app, args.host, args.port)
     url = page_url(args.host, bound_port(server))
 
-    if args.host not in LOOPBACK_HOSTS:
+    if not is_loopback(args.host):
         print(
             f"digitnet: warning: listening on {args.host}, not only on this computer: "
             "anyone who can reach this address can use the page",
@@ -102,12 +106,31 @@ def listen(app: Any, host: str, port: int, **limits: Any) -> Any:
 
     limits override SERVER_LIMITS (the tests shorten the timeouts).
     """
+    from waitress.server import create_server
+
     settings = {**SERVER_LIMITS, **limits}
     try:
         return create_server(app, host=host, port=port, threads=THREADS, **settings)
     except OSError as exc:
         reason = exc.strerror or os.strerror(exc.errno or errno.EADDRNOTAVAIL)
         raise OSError(exc.errno, reason, f"{host}:{port}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """True when host reaches this computer only: localhost, 127.0.0.0/8, ::1.
+
+    Host names other than localhost count as reachable from outside, since they may resolve to
+    any address.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def bound_port(server: Any) -> int:

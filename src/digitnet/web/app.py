@@ -2,13 +2,15 @@
 
 Routes:
     GET  /              the page (static HTML, CSS and JavaScript shipped in the package)
-    GET  /api/health    {"status": "ok", "model": ..., "sizes": [...]}
+    GET  /api/health    {"status": "ok", "model": ..., "sizes": [...], "activation": ...}
     POST /api/predict   a JSON body read by digitnet.web.payload; answers the network's outputs,
                         the 28x28 input it saw and the hidden activations
 
 Every error, including unknown routes and oversized bodies, is answered as JSON
-{"error": message} with a 4xx status. The network is only read after loading, and its forward
-pass allocates fresh arrays, so one instance serves concurrent requests safely.
+{"error": message} with a 4xx status; a fault in the server itself is logged with its traceback
+and answered as JSON with status 500, never as an HTML page. The network is only read after
+loading, and its forward pass allocates fresh arrays, so one instance serves concurrent requests
+safely.
 """
 
 from __future__ import annotations
@@ -24,10 +26,15 @@ from werkzeug.exceptions import HTTPException
 from digitnet.api import load_model, normalize
 from digitnet.network import Network
 from digitnet.preprocess import NoDigitError, preprocess_array, preprocess_image
-from digitnet.web.payload import ImageInput, PayloadError, PixelInput, parse_body
+from digitnet.web.payload import (
+    MAX_BODY_BYTES,
+    MEBIBYTE,
+    ImageInput,
+    PayloadError,
+    PixelInput,
+    parse_body,
+)
 
-MEBIBYTE = 1024 * 1024
-MAX_BODY_BYTES = 16 * MEBIBYTE  # a 12 MB photo, base64-encoded
 DECIMALS = 4
 STATIC_FOLDER = Path(__file__).parent / "static"
 
@@ -60,7 +67,9 @@ def create_app(model_path: str | Path, max_body_bytes: int = MAX_BODY_BYTES) -> 
 
     @app.get("/api/health")
     def health() -> Response:
-        return jsonify(status="ok", model=model_name, sizes=list(network.sizes))
+        return jsonify(
+            status="ok", model=model_name, sizes=list(network.sizes), activation=network.activation
+        )
 
     @app.post("/api/predict")
     def predict() -> tuple[Response, int]:
@@ -84,6 +93,11 @@ def register_error_handlers(app: Flask, max_body_bytes: int) -> None:
     def http_error(error: HTTPException) -> tuple[Response, int]:
         status = error.code or 500
         return jsonify(error=http_error_message(error, max_body_bytes)), status
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[Response, int]:
+        app.logger.exception("unexpected error while answering %s %s", request.method, request.path)
+        return jsonify(error="internal server error; the server log has the details"), 500
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:

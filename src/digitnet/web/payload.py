@@ -7,7 +7,8 @@ A request is a JSON object with exactly one of two fields:
 - "pixels": a 28x28 array of numbers in [0, 1], already MNIST-like (light digit on dark).
 
 Every problem raises PayloadError with the HTTP status to answer and a message that says what
-was wrong, so no input can reach the network unchecked.
+was wrong, so no input can reach the network unchecked. A message shows at most a short excerpt
+of the value it refuses, whatever the size of the value sent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import binascii
 import io
 import json
 import math
+import reprlib
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +28,15 @@ from PIL import Image
 
 from digitnet.preprocess import ImageError, decode_image
 
+MEBIBYTE = 1024 * 1024
+MAX_BODY_BYTES = 16 * MEBIBYTE  # a 12 MB photo, base64-encoded
 FIELDS = ("image", "pixels")
 SIDE = 28
 MAX_IMAGE_PIXELS = 40_000_000
+
+# Values quoted in error messages are cut to a few dozen characters ('abc...xyz', [1, 2, ...]).
+EXCERPT = reprlib.Repr()
+EXCERPT.maxstring = EXCERPT.maxother = 40
 
 
 class PayloadError(ValueError):
@@ -59,7 +68,8 @@ def parse_body(body: bytes) -> ImageInput | PixelInput:
 
     unknown = sorted(set(request) - set(FIELDS))
     if unknown:
-        raise PayloadError(422, f"unknown field(s) {unknown}; send one of 'image' or 'pixels'")
+        fields = EXCERPT.repr(unknown)
+        raise PayloadError(422, f"unknown field(s) {fields}; send one of 'image' or 'pixels'")
     given = [name for name in FIELDS if name in request]
     if len(given) != 1:
         found = "both" if given else "neither"
@@ -79,6 +89,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise PayloadError(400, "the request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise PayloadError(400, f"malformed JSON: {exc}") from None
+    except ValueError:
+        # The one other ValueError json raises: an integer longer than Python converts.
+        limit = sys.get_int_max_str_digits()
+        raise PayloadError(400, f"unreadable JSON: a number has more than {limit} digits") from None
+    except RecursionError:
+        raise PayloadError(400, "unreadable JSON: arrays or objects nested too deeply") from None
     if not isinstance(request, dict):
         raise PayloadError(422, f"expected a JSON object, got {json_type(request)}")
     return request
@@ -135,9 +151,9 @@ def check_pixels(value: object) -> list[list[float]]:
             )
         for column, pixel in enumerate(row):
             if not is_unit_number(pixel):
+                got = EXCERPT.repr(pixel)
                 raise PayloadError(
-                    422,
-                    f"'pixels'[{index}][{column}] must be a number in [0, 1], got {pixel!r}",
+                    422, f"'pixels'[{index}][{column}] must be a number in [0, 1], got {got}"
                 )
     return value
 

@@ -6,11 +6,20 @@
 // pen a digit about 190 units tall ends up with as much ink as an average MNIST digit.
 const PEN_WIDTH = 26;
 // While the pen moves, at most one prediction per interval: live, without a request per event.
+// One request is in flight at a time; the drawing as it is when the answer arrives goes next.
 const LIVE_INTERVAL_MS = 150;
 // The drawing is sent at half size: five times the network's 28 pixels is detail enough, and
 // the server's preprocessing of a quarter of the pixels takes about a third of the CPU time
 // (docs/benchmarks.md).
 const SEND_SIZE = 140;
+// The server's limit on a request body (MAX_BODY_BYTES in digitnet/web/payload.py). A file is
+// sent base64-encoded, four bytes for every three, in a data URL inside a JSON object: the
+// prefix and the JSON around it take less than BODY_OVERHEAD_BYTES.
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const BODY_OVERHEAD_BYTES = 128;
+const TOO_LARGE = "Picture too large (limit 16 MiB).";
+const UNREACHABLE = "Cannot reach the digitnet server. Is the serve command still running?";
+const DRAW_PROMPT = "Draw a digit on the pad.";
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
@@ -36,8 +45,11 @@ const state = {
   drawing: null, // the stroke under the pointer, or null
   picture: null, // an image file shown under the strokes, or null
   pictureData: null, // that file as a data URL, sent as is until someone draws on it
-  timer: null,
-  request: null, // AbortController of the request in flight
+  timer: null, // the next live prediction while the pen moves, or null
+  request: null, // AbortController of the request in flight, or null
+  sentAt: 0, // when that request was sent, in performance.now() milliseconds
+  pending: false, // the pad changed after the request in flight was sent
+  activation: "sigmoid", // the hidden units' activation function, from /api/health
 };
 
 // ---- drawing ------------------------------------------------------------------------------
@@ -139,11 +151,20 @@ function readFile(file) {
     showError(`${file.name} is not an image file.`);
     return;
   }
+  if (encodedSize(file) > MAX_BODY_BYTES) {
+    const mib = (file.size / (1024 * 1024)).toFixed(1);
+    showError(`${TOO_LARGE} ${file.name} is ${mib} MiB, a third more once encoded to send.`);
+    return;
+  }
   setBusy(true);
   const reader = new FileReader();
   reader.onerror = () => showError(`Could not read ${file.name}.`);
   reader.onload = () => showPicture(reader.result, file.name);
   reader.readAsDataURL(file);
+}
+
+function encodedSize(file) {
+  return 4 * Math.ceil(file.size / 3) + file.type.length + BODY_OVERHEAD_BYTES;
 }
 
 function showPicture(dataUrl, name) {
@@ -175,23 +196,35 @@ function setBusy(busy) {
 
 function schedulePrediction() {
   setBusy(true);
-  if (state.timer === null) state.timer = setTimeout(predictNow, LIVE_INTERVAL_MS);
+  if (state.request) state.pending = true;
+  else if (state.timer === null) state.timer = setTimeout(predictNow, LIVE_INTERVAL_MS);
 }
 
-async function predictNow() {
+function predictNow() {
   clearTimeout(state.timer);
   state.timer = null;
-  if (state.request) state.request.abort();
-  state.request = null;
 
   if (isEmpty() && state.pictureData === null) {
-    showNoDigit("Draw something on the left.");
+    // An answer still on its way would be about strokes that are gone.
+    if (state.request) state.request.abort();
+    state.request = null;
+    state.pending = false;
+    showNoDigit(DRAW_PROMPT);
     setBusy(false);
     return;
   }
+  if (state.request) {
+    state.pending = true;
+    return;
+  }
+  sendPrediction();
+}
 
+async function sendPrediction() {
   const controller = new AbortController();
   state.request = controller;
+  state.sentAt = performance.now();
+  state.pending = false;
   setBusy(true);
   const image = state.pictureData || drawingAsPng();
   try {
@@ -205,13 +238,23 @@ async function predictNow() {
     if (state.request !== controller) return;
     showAnswer(answer);
   } catch (error) {
-    if (error.name === "AbortError" || state.request !== controller) return;
+    if (state.request !== controller) return;
     // fetch rejects with a TypeError when no answer arrives at all.
-    const unreachable = "Cannot reach the digitnet server. Is the serve command still running?";
-    showError(error instanceof TypeError ? unreachable : error.message);
+    showError(error instanceof TypeError ? UNREACHABLE : error.message);
   }
   state.request = null;
-  setBusy(false);
+  sendWhatChanged();
+}
+
+// After an answer, the pad as it is now, if it changed meanwhile: at once when the request took
+// longer than the live interval, else when the interval is over.
+function sendWhatChanged() {
+  if (state.pending) {
+    state.pending = false;
+    const wait = Math.max(0, state.sentAt + LIVE_INTERVAL_MS - performance.now());
+    state.timer = setTimeout(predictNow, wait);
+  }
+  setBusy(state.timer !== null);
 }
 
 async function readAnswer(response) {
@@ -222,6 +265,8 @@ async function readAnswer(response) {
     answer = null;
   }
   if (response.ok && answer) return answer;
+  // A body past the server's limit may be refused by waitress itself, in plain text.
+  if (response.status === 413) throw new Error(TOO_LARGE);
   const reason = answer && answer.error ? answer.error : `HTTP ${response.status}`;
   throw new Error(`The server refused the request: ${reason}`);
 }
@@ -272,13 +317,26 @@ function showHidden(activations) {
   if (activations && activations.length !== ui.hidden.children.length) {
     buildHiddenCells(activations.length);
   }
+  const brightness = brightnessScale(activations);
   [...ui.hidden.children].forEach((cell, unit) => {
     const a = activations ? activations[unit] : 0;
-    const level = Math.round(255 * a);
+    const level = activations ? Math.round(255 * brightness(a)) : 0;
     const [green, blue] = [Math.round(level * 0.85), Math.round(level * 0.3)];
     cell.style.background = `rgb(${level}, ${green}, ${blue})`;
     cell.title = activations ? `unit ${unit}: ${a.toFixed(2)}` : `unit ${unit}`;
   });
+}
+
+// A function from an activation to a brightness in [0, 1], by the range of the hidden units:
+// sigmoid [0, 1] as is, tanh [-1, 1] with 0 at half brightness, ReLU [0, inf) by the largest
+// activation of this answer.
+function brightnessScale(activations) {
+  if (state.activation === "tanh") return (a) => (a + 1) / 2;
+  if (state.activation === "relu") {
+    const largest = activations ? Math.max(...activations) : 0;
+    return (a) => (largest > 0 ? a / largest : 0);
+  }
+  return (a) => a;
 }
 
 function showAnswer(answer) {
@@ -323,14 +381,16 @@ function clearError() {
 }
 
 async function showModelName() {
+  let health = null;
   try {
-    const response = await fetch("/api/health");
-    const health = await response.json();
-    ui.modelName.textContent = `Model: ${health.model}, layers ${health.sizes.join("-")}.`;
-    buildHiddenCells(health.sizes[1]);
+    health = await readAnswer(await fetch("/api/health"));
   } catch (error) {
-    showError(error.message);
+    showError(error instanceof TypeError ? UNREACHABLE : error.message);
+    return;
   }
+  ui.modelName.textContent = `Model: ${health.model}, layers ${health.sizes.join("-")}.`;
+  state.activation = health.activation;
+  buildHiddenCells(health.sizes[1]);
 }
 
 // ---- wiring -------------------------------------------------------------------------------
@@ -372,5 +432,5 @@ function wire() {
 buildBars();
 wire();
 redraw();
-showNoDigit("Draw something on the left.");
+showNoDigit(DRAW_PROMPT);
 showModelName();
