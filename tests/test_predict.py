@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -225,6 +226,35 @@ def test_npy_and_idx_files_give_one_answer_per_image(
     assert status == 1 and err.strip().endswith("batch.npy[2]: no digit found")
     answered = [result["digit"] for result in summary["results"] if "digit" in result]
     assert answered == [7, 2, 0, 7, 2, 7, 7, 2]
+
+
+def test_a_batch_of_10000_images_is_ranked_in_one_sort_per_output(
+    tmp_path: Path,
+    mnist: Dataset,
+    model: Model,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    idx = write_idx(tmp_path / "t10k.idx", mnist.test_images, 2051)
+    probabilities = normalize(model.network.predict_proba(scale_pixels(mnist.test_images)))
+    expected = np.argsort(-probabilities, axis=1, kind="stable")[:, :3]
+    sorted_values = []
+    real_argsort = np.argsort
+
+    def counting_argsort(array: Any, *args: Any, **kwargs: Any) -> Any:
+        sorted_values.append(np.size(array))
+        return real_argsort(array, *args, **kwargs)
+
+    monkeypatch.setattr(np, "argsort", counting_argsort)
+    status, summary, _ = predict_json(capsys, str(idx))
+    assert main(["predict", str(idx)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    monkeypatch.undo()
+
+    from_json = [[c["digit"] for c in result["candidates"]] for result in summary["results"]]
+    from_text = [[int(d) for d in re.findall(r" (\d) \(", line)] for line in lines]
+    assert status == 0 and from_json == expected.tolist() and from_text == expected.tolist()
+    assert sum(sorted_values) <= 2 * probabilities.size  # one sort of (N, 10) per output
 
 
 def test_show_input_saves_what_the_network_saw(
