@@ -90,6 +90,38 @@ def test_photo_like_digits_are_read_within_two_points_of_mnist(
     assert photo_accuracy >= mnist_accuracy - 0.02, (photo_accuracy, mnist_accuracy)
 
 
+def shifted(image: np.ndarray, down: int, right: int) -> np.ndarray:
+    """Image moved by whole pixels on a black canvas of the same size; what leaves is lost."""
+    pad = max(abs(down), abs(right))
+    height, width = image.shape
+    return np.pad(image, pad)[pad - down : pad - down + height, pad - right : pad - right + width]
+
+
+def shrunk_into_corner(image: np.ndarray, side: int) -> np.ndarray:
+    """The 28x28 image shrunk to side x side by area averaging, at the top left of a black 28x28."""
+    small = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BOX))
+    canvas = np.zeros_like(image)
+    canvas[:side, :side] = small
+    return canvas
+
+
+def test_off_centre_and_small_digits_on_28x28_are_read_like_the_originals(
+    mnist: Dataset, model: Model
+) -> None:
+    rng = np.random.default_rng(11)
+    chosen = rng.choice(len(mnist.test_labels), 200, replace=False)
+    digits, labels = mnist.test_images[chosen], mnist.test_labels[chosen]
+    moves = rng.choice([-5, 5], size=(200, 2)).tolist()  # down and right, each +-5 pixels
+    variants = {
+        "shifted by 5 pixels": [shifted(d, *move) for d, move in zip(digits, moves, strict=True)],
+        "a 10-pixel digit in the corner": [shrunk_into_corner(d, 14) for d in digits],
+    }
+    original = float(np.mean(model.predict(digits).labels == labels))
+    for name, images in variants.items():
+        accuracy = float(np.mean(model.predict(np.stack(images)).labels == labels))
+        assert accuracy >= original - 0.03, (name, accuracy, original)
+
+
 # ---- the same pixels give the same network input -------------------------------------------
 
 

@@ -51,6 +51,41 @@ def test_mnist_digits_pass_through_with_the_loaders_exact_scaling(mnist: Dataset
         assert np.array_equal(preprocess_image(Image.fromarray(image)), want)
 
 
+def test_every_mnist_test_digit_passes_through_a_batch_unchanged(mnist: Dataset) -> None:
+    inputs, found = preprocess_batch(mnist.test_images)
+    assert found.all()
+    assert np.array_equal(inputs, scale_pixels(mnist.test_images).reshape(-1, 28, 28))
+
+
+def in_corner(digit: np.ndarray, resample: Image.Resampling = Image.Resampling.BOX) -> np.ndarray:
+    """The 28x28 digit shrunk to 14x14 (by area averaging), at the top left of a black 28x28."""
+    corner = np.zeros((28, 28), dtype=np.uint8)
+    corner[:14, :14] = np.asarray(Image.fromarray(digit).resize((14, 14), resample))
+    return corner
+
+
+def test_a_small_or_off_centre_digit_on_28x28_is_cropped_scaled_and_centred(
+    digit: np.ndarray,
+) -> None:
+    moved = np.pad(digit, 5)[:28, :28]  # 5 pixels down and right
+    for image in (in_corner(digit), moved):
+        result = preprocess_array(image)
+        rows, cols = np.flatnonzero(result.any(axis=1)), np.flatnonzero(result.any(axis=0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)
+        mass = result / result.sum()
+        assert abs(mass.sum(axis=1) @ np.arange(28) - 14) < 1
+        assert abs(mass.sum(axis=0) @ np.arange(28) - 14) < 1
+
+
+def test_preprocessing_an_input_again_gives_it_back(mnist: Dataset) -> None:
+    """Lanczos shrinking leaves faint ringing, so the faint edges of these inputs are wide."""
+    for digit in mnist.test_images[:20]:
+        first = preprocess_array(in_corner(digit, Image.Resampling.LANCZOS))
+        assert np.array_equal(preprocess_array(first), first)
+        saved = np.round(first * 255).astype(np.uint8)  # as `predict --show-input` saves it
+        assert np.array_equal(preprocess_array(saved), scale_pixels(saved[None])[0].reshape(28, 28))
+
+
 def test_mnist_digit_on_a_larger_canvas_comes_back_nearly_unchanged(mnist: Dataset) -> None:
     for image in mnist.test_images[:30]:
         canvas = np.zeros((50, 70), dtype=np.uint8)
