@@ -224,7 +224,7 @@ def test_bad_files_get_one_line_each_while_the_others_are_answered(
     errors = err.splitlines()
     assert len(errors) == len(bad)
     expected = {
-        "text": "not an image",
+        "text": "not a supported image",
         "empty": "empty file",
         "truncated": "truncated",
         "directory": "is a directory",

@@ -214,7 +214,7 @@ def test_animated_gif_uses_its_first_frame(tmp_path: Path, digit: np.ndarray) ->
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("text", "not an image"),
+        ("text", "not a supported image"),
         ("empty", "empty file"),
         ("truncated", "truncated"),
         ("directory", "is a directory"),
@@ -229,6 +229,35 @@ def test_unreadable_files_raise_one_line_naming_the_file(
         load_image(path)
     text = str(error.value)
     assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
+%%BoundingBox: 0 0 28 28
+%%EndComments
+newpath 4 4 moveto 24 24 lineto stroke
+showpage
+%%EOF
+"""
+
+
+def test_an_eps_file_is_refused_as_not_a_supported_image(tmp_path: Path) -> None:
+    path = tmp_path / "seven.eps"
+    path.write_bytes(EPS)
+    with Image.open(path) as unrestricted:  # Pillow alone would take it, to run Ghostscript on
+        assert unrestricted.format == "EPS"
+    for read in (lambda: load_image(path), lambda: decode_image(EPS, "upload")):
+        with pytest.raises(ImageError) as error:
+            read()
+        assert "not a supported image (digitnet reads PNG, JPEG" in str(error.value)
+        assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".ppm", ".pgm", ".pbm"])
+def test_bmp_and_netpbm_files_are_read(tmp_path: Path, digit: np.ndarray, suffix: str) -> None:
+    image = Image.fromarray(on_paper(digit)).convert("1" if suffix == ".pbm" else "L")
+    image.convert("RGB" if suffix == ".ppm" else image.mode).save(tmp_path / f"seven{suffix}")
+    result = preprocess_image(load_image(tmp_path / f"seven{suffix}"))
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.02
 
 
 def test_image_just_above_the_pixel_limit_names_its_size(tmp_path: Path) -> None:
@@ -289,7 +318,7 @@ def test_decode_image_guards_uploaded_bytes_like_files(digit: np.ndarray) -> Non
     assert np.array_equal(preprocess_image(image), preprocess_array(on_paper(digit)))
     cases = {
         b"": "upload: empty file",
-        b"hello": "upload: not an image",
+        b"hello": "upload: not a supported image",
         png_header_only(30_000, 30_000): "upload: too large to decode safely",
         buffer.getvalue()[:200]: "upload: truncated",
     }

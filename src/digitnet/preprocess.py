@@ -23,6 +23,7 @@ Limits: one digit per image; a dark frame or a table edge around the paper count
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
 import stat
@@ -57,6 +58,17 @@ OTSU_ROUNDS = 3  # Otsu's threshold is taken again among the brighter pixels at 
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest blob are dropped
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+# The raster formats digitnet reads, with the Pillow plugin of each. PPM covers PGM and PBM too.
+FORMAT_PLUGINS = {
+    "PNG": "PngImagePlugin",
+    "JPEG": "JpegImagePlugin",
+    "BMP": "BmpImagePlugin",
+    "GIF": "GifImagePlugin",
+    "TIFF": "TiffImagePlugin",
+    "WEBP": "WebPImagePlugin",
+    "PPM": "PpmImagePlugin",
+}
+SUPPORTED = "PNG, JPEG, BMP, GIF, TIFF, WebP and PPM/PGM/PBM"
 
 
 class ImageError(ValueError):
@@ -71,7 +83,7 @@ class NoDigitError(ValueError):
 
 
 def load_image(path: str | PathLike[str]) -> Image.Image:
-    """Open and decode any image Pillow reads (the first frame of an animation), upright.
+    """Open and decode an image of a supported format (the first frame of an animation), upright.
 
     Pillow's decompression-bomb guard becomes an error: an image of more than
     Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory. A large JPEG
@@ -96,7 +108,7 @@ def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with Image.open(source) as opened:
+            with open_supported(source) as opened:
                 check_pixel_count(name, opened.size)
                 opened.draft(None, (WORK_SIZE, WORK_SIZE))
                 opened.load()
@@ -105,13 +117,27 @@ def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
         except Image.DecompressionBombError as exc:
             raise ImageError(f"{name}: too large to decode safely ({bomb_size(exc)})") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image (Pillow cannot identify it)") from None
+            raise ImageError(
+                f"{name}: not a supported image (digitnet reads {SUPPORTED})"
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"{name}: {describe_decode_error(exc)}") from None
     # Phone cameras store pixels as the sensor saw them plus an EXIF note on how to turn them.
     ImageOps.exif_transpose(opened, in_place=True)
     image: Image.Image = opened
     return image
+
+
+def open_supported(source: Path | io.BytesIO) -> Image.Image:
+    """Image.open limited to the formats of FORMAT_PLUGINS.
+
+    NOTE: left to itself, Pillow also opens EPS files, decoding them by running Ghostscript (a
+    PostScript interpreter) on whatever a stranger sent, and some thirty rarely used formats.
+    Importing just these plugins also spares Pillow importing all the others to identify a file.
+    """
+    for plugin in FORMAT_PLUGINS.values():
+        importlib.import_module(f"PIL.{plugin}")
+    return Image.open(source, formats=list(FORMAT_PLUGINS))
 
 
 def check_file(path: Path) -> None:

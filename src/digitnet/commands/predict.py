@@ -38,8 +38,8 @@ NPY_MAGIC = b"\x93NUMPY"
 DESCRIPTION = """\
 Print the digit in each image, its probability and the next two candidates.
 
-Images may be in any format Pillow reads (PNG, JPEG, BMP, GIF, TIFF, WebP, ...), of any size,
-dark ink on light paper or light on dark: each is turned into an MNIST-like 28x28 input first.
+Images may be PNG, JPEG, BMP, GIF, TIFF, WebP or PPM/PGM/PBM files of any size, dark ink on
+light paper or light on dark: each is turned into an MNIST-like 28x28 input first.
 An IDX image file or a .npy array of shape (28, 28), (N, 28, 28) or (N, 784) gives one answer
 per image, named FILE[i].
 
