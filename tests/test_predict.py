@@ -441,6 +441,8 @@ ODD_MODES = [
     ("LA", ".png"),
     ("RGBA", ".png"),
     ("RGB", ".webp"),
+    ("RGB", ".bmp"),
+    ("P", ".bmp"),
     ("I;16", ".png"),
     ("CMYK", ".jpg"),
     ("CMYK", ".tiff"),
