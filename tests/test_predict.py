@@ -24,7 +24,7 @@ from digitnet.commands.common import bundled_model_path
 from digitnet.commands.predict import read_entries
 from digitnet.data import Dataset, scale_pixels
 from digitnet.network import Network, init_network
-from digitnet.preprocess import NoDigitError
+from digitnet.preprocess import ImageError, NoDigitError
 from digitnet.train import TrainConfig
 from photos import save_photos, write_bad_files
 
@@ -179,6 +179,24 @@ def test_api_raises_for_blank_images(model: Model) -> None:
         model.predict(batch)
     with pytest.raises(ValueError, match="no images"):
         model.predict([])
+
+
+def test_api_errors_name_the_item_they_are_about(
+    model: Model, tmp_path: Path, digit_files: list[Path]
+) -> None:
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    blank = str(tmp_path / "blank.png")
+    with pytest.raises(NoDigitError, match=f"^{re.escape(blank)}: no digit found"):
+        model.predict([str(digit_files[0]), blank])
+    with pytest.raises(NoDigitError, match=f"^{re.escape(blank)}: no digit found"):
+        model.predict(Path(blank))
+    blank_array = np.zeros((28, 28), dtype=np.uint8)
+    with pytest.raises(NoDigitError, match=r"^item 1: no digit found"):
+        model.predict([Image.open(digit_files[0]), Image.open(blank)])
+    with pytest.raises(NoDigitError, match=r"^item 2: no digit found"):
+        model.predict([digit_files[0], digit_files[1], blank_array])
+    with pytest.raises(ImageError, match=r"^item 1: not a supported image"):
+        model.predict([digit_files[0].read_bytes(), b"not a picture"])
 
 
 def test_importing_digitnet_does_not_import_numpy() -> None:
