@@ -5,8 +5,9 @@ Run from the repository root with the package installed in .venv:
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/photo_accuracy.py [COUNT]
 
 Each of COUNT test digits (default 200, chosen with a fixed seed) is enlarged 5 times, drawn as
-dark ink on a page lit from one side, and then altered one way per row of the table. The table
-gives the share read correctly; "no digit found" counts as wrong.
+dark ink on a page lit from one side, and then altered one way per row of the table; the last
+two rows keep the digit light on a black 28x28 canvas but move it or shrink it. The table gives
+the share read correctly; "no digit found" counts as wrong.
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ def variants(rng: np.random.Generator) -> dict[str, Callable[[NDArray[np.uint8]]
     def small(digit: NDArray[np.uint8]) -> Image.Image:
         return to_image(page_with(enlarged(digit, 2), (600, 800), rng))
 
+    def moved(digit: NDArray[np.uint8]) -> Image.Image:
+        down, right = rng.choice([-5, 5], size=2)
+        return Image.fromarray(np.roll(np.pad(digit, 5), (down, right), axis=(0, 1))[5:-5, 5:-5])
+
+    def in_corner(digit: NDArray[np.uint8]) -> Image.Image:
+        canvas = np.zeros_like(digit)
+        canvas[:14, :14] = np.asarray(Image.fromarray(digit).resize((14, 14), Image.Resampling.BOX))
+        return Image.fromarray(canvas)
+
     return {
         "dark ink, lit from one side": plain,
         "faint ink (35% as dark)": faint,
@@ -78,6 +88,8 @@ def variants(rng: np.random.Generator) -> dict[str, Callable[[NDArray[np.uint8]]
         "JPEG quality 20": lambda digit: as_jpeg(plain(digit), 20),
         "turned 10 degrees": rotated,
         "56 px digit on an 800x600 page": small,
+        "28x28, the digit moved 5 px across and 5 down or up": moved,
+        "28x28, the digit shrunk to 10 px in the top left corner": in_corner,
     }
 
 

@@ -4,14 +4,15 @@ Run from the repository root with the package installed in .venv:
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/predict_latency.py
 
-It writes two test images (an MNIST digit as a 28x28 PNG, and the same digit as a 6x larger
-photo-like JPEG of dark ink on unevenly lit paper) to a temporary folder, then prints the median
-and 90th percentile wall time and the median CPU time of each measurement, in milliseconds,
-as a Markdown table.
+It writes test images (an MNIST digit as a 28x28 PNG, and the same digit as photo-like JPEGs
+of dark ink on unevenly lit paper, from 320x240 to 4000x3000 pixels) to a temporary folder, then
+prints the median and 90th percentile wall time and the median CPU time of each measurement, in
+milliseconds, as a Markdown table.
 """
 
 from __future__ import annotations
 
+import functools
 import resource
 import shutil
 import statistics
@@ -30,19 +31,30 @@ from digitnet.data import load_dataset
 from digitnet.preprocess import load_image, preprocess_image
 
 REPEATS = 300
+PHOTO_SIZES = ((320, 240), (512, 384), (640, 480), (1024, 768), (4000, 3000))  # width, height
 
 
-def write_images(folder: Path) -> tuple[Path, Path]:
+def write_images(folder: Path) -> tuple[Path, dict[tuple[int, int], Path]]:
+    """The MNIST PNG, and a photo JPEG of each of PHOTO_SIZES."""
     digit = load_dataset().test_images[0]
     mnist_png = folder / "mnist.png"
     Image.fromarray(digit).save(mnist_png)
-    big = np.kron(255 - digit, np.ones((6, 6), dtype=np.uint8)).astype(np.float64)
-    page = np.full((240, 320), 255.0)
-    page[40 : 40 + big.shape[0], 120 : 120 + big.shape[1]] = big
-    light = np.linspace(1.0, 0.6, page.shape[1])[None, :]
-    photo_jpg = folder / "photo.jpg"
-    Image.fromarray((page * light).astype(np.uint8)).save(photo_jpg, quality=85)
-    return mnist_png, photo_jpg
+    photos = {}
+    for width, height in PHOTO_SIZES:
+        photos[width, height] = folder / f"photo-{width}x{height}.jpg"
+        photo_of(digit, width, height).save(photos[width, height], quality=85)
+    return mnist_png, photos
+
+
+def photo_of(digit: np.ndarray, width: int, height: int) -> Image.Image:
+    """The digit as dark ink 0.7 of the page high, on paper lit more from the left."""
+    scale = height * 7 // (10 * 28)
+    big = np.kron(255 - digit, np.ones((scale, scale), dtype=np.uint8)).astype(np.float64)
+    page = np.full((height, width), 255.0)
+    top, left = height // 6, width * 3 // 8
+    page[top : top + big.shape[0], left : left + big.shape[1]] = big
+    light = np.linspace(1.0, 0.6, width)[None, :]
+    return Image.fromarray((page * light).astype(np.uint8))
 
 
 def timings_ms(call: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
@@ -79,7 +91,8 @@ def main() -> None:
     model = digitnet.load_model()
     folder = Path(tempfile.mkdtemp())
     try:
-        mnist_png, photo_jpg = write_images(folder)
+        mnist_png, photos = write_images(folder)
+        photo_jpg = photos[320, 240]
         photo = load_image(photo_jpg)
         network_input = preprocess_image(photo)[np.newaxis]
         beside_python = shutil.which("digitnet", path=str(Path(sys.executable).parent))
@@ -87,8 +100,13 @@ def main() -> None:
         measurements: list[tuple[str, Callable[[], object], int]] = [
             ("network only, one 28x28 input", lambda: model.predict_inputs(network_input), REPEATS),
             ("model.predict(28x28 MNIST PNG file)", lambda: model.predict(mnist_png), REPEATS),
-            ("model.predict(320x240 photo JPEG file)", lambda: model.predict(photo_jpg), REPEATS),
             ("model.predict(open 320x240 photo image)", lambda: model.predict(photo), REPEATS),
+        ]
+        for (width, height), path in photos.items():
+            repeats = max(30, REPEATS * 320 * 240 // (width * height))
+            name = f"model.predict({width}x{height} photo JPEG file)"
+            measurements.append((name, functools.partial(model.predict, path), repeats))
+        measurements += [
             ("`python -c pass` (new process)", lambda: run([sys.executable, "-c", "pass"]), 15),
             ("`digitnet predict mnist.png` (new process)", lambda: run([*cli, mnist_png]), 15),
             ("`digitnet predict photo.jpg` (new process)", lambda: run([*cli, photo_jpg]), 15),

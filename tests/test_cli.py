@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from digitnet.checkpoint import load_model
-from digitnet.cli import EXIT_STATUSES, main
+from digitnet.cli import COMMANDS, EXIT_STATUSES, main
 from digitnet.commands import evaluate
 from digitnet.commands import train as train_command
 from digitnet.state import load_checkpoint
@@ -172,6 +172,26 @@ def test_every_exit_status_is_listed_in_the_help(capsys) -> None:
     text = capsys.readouterr().out
     for status, meaning in EXIT_STATUSES.items():
         assert f"{status:>3}  {meaning}" in text
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--help", "predict"], ["--debug", "-h"]])
+def test_the_top_level_help_describes_every_command(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    lines = capsys.readouterr().out.splitlines()
+    for command in COMMANDS:
+        described = [line.split() for line in lines if line.split()[:1] == [command]]
+        assert described and len(described[0]) > 1, command  # the name, then its summary
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    code = (
+        "import sys; from digitnet.cli import build_parser, command_in; "
+        "build_parser(command_in(['--debug', 'predict', 'x.png'])); "
+        "print(*sorted(m for m in sys.modules if m.startswith('digitnet.commands.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["digitnet.commands.common", "digitnet.commands.predict"]
 
 
 def test_an_unexpected_exception_is_an_internal_error_with_status_4(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from digitnet.commands.common import bundled_model_path
 from digitnet.commands.predict import read_entries
 from digitnet.data import Dataset, scale_pixels
 from digitnet.network import Network, init_network
-from digitnet.preprocess import NoDigitError
+from digitnet.preprocess import ImageError, NoDigitError
 from digitnet.train import TrainConfig
 from photos import save_photos, write_bad_files
 
@@ -89,6 +90,38 @@ def test_photo_like_digits_are_read_within_two_points_of_mnist(
     assert photo_accuracy >= mnist_accuracy - 0.02, (photo_accuracy, mnist_accuracy)
 
 
+def shifted(image: np.ndarray, down: int, right: int) -> np.ndarray:
+    """Image moved by whole pixels on a black canvas of the same size; what leaves is lost."""
+    pad = max(abs(down), abs(right))
+    height, width = image.shape
+    return np.pad(image, pad)[pad - down : pad - down + height, pad - right : pad - right + width]
+
+
+def shrunk_into_corner(image: np.ndarray, side: int) -> np.ndarray:
+    """The 28x28 image shrunk to side x side by area averaging, at the top left of a black 28x28."""
+    small = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BOX))
+    canvas = np.zeros_like(image)
+    canvas[:side, :side] = small
+    return canvas
+
+
+def test_off_centre_and_small_digits_on_28x28_are_read_like_the_originals(
+    mnist: Dataset, model: Model
+) -> None:
+    rng = np.random.default_rng(11)
+    chosen = rng.choice(len(mnist.test_labels), 200, replace=False)
+    digits, labels = mnist.test_images[chosen], mnist.test_labels[chosen]
+    moves = rng.choice([-5, 5], size=(200, 2)).tolist()  # down and right, each +-5 pixels
+    variants = {
+        "shifted by 5 pixels": [shifted(d, *move) for d, move in zip(digits, moves, strict=True)],
+        "a 10-pixel digit in the corner": [shrunk_into_corner(d, 14) for d in digits],
+    }
+    original = float(np.mean(model.predict(digits).labels == labels))
+    for name, images in variants.items():
+        accuracy = float(np.mean(model.predict(np.stack(images)).labels == labels))
+        assert accuracy >= original - 0.03, (name, accuracy, original)
+
+
 # ---- the same pixels give the same network input -------------------------------------------
 
 
@@ -148,6 +181,24 @@ def test_api_raises_for_blank_images(model: Model) -> None:
         model.predict([])
 
 
+def test_api_errors_name_the_item_they_are_about(
+    model: Model, tmp_path: Path, digit_files: list[Path]
+) -> None:
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    blank = str(tmp_path / "blank.png")
+    with pytest.raises(NoDigitError, match=f"^{re.escape(blank)}: no digit found"):
+        model.predict([str(digit_files[0]), blank])
+    with pytest.raises(NoDigitError, match=f"^{re.escape(blank)}: no digit found"):
+        model.predict(Path(blank))
+    blank_array = np.zeros((28, 28), dtype=np.uint8)
+    with pytest.raises(NoDigitError, match=r"^item 1: no digit found"):
+        model.predict([Image.open(digit_files[0]), Image.open(blank)])
+    with pytest.raises(NoDigitError, match=r"^item 2: no digit found"):
+        model.predict([digit_files[0], digit_files[1], blank_array])
+    with pytest.raises(ImageError, match=r"^item 1: not a supported image"):
+        model.predict([digit_files[0].read_bytes(), b"not a picture"])
+
+
 def test_importing_digitnet_does_not_import_numpy() -> None:
     code = "import sys, digitnet; print('numpy' in sys.modules, digitnet.load_model.__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -191,7 +242,7 @@ def test_bad_files_get_one_line_each_while_the_others_are_answered(
     errors = err.splitlines()
     assert len(errors) == len(bad)
     expected = {
-        "text": "not an image",
+        "text": "not a supported image",
         "empty": "empty file",
         "truncated": "truncated",
         "directory": "is a directory",
@@ -225,6 +276,35 @@ def test_npy_and_idx_files_give_one_answer_per_image(
     assert status == 1 and err.strip().endswith("batch.npy[2]: no digit found")
     answered = [result["digit"] for result in summary["results"] if "digit" in result]
     assert answered == [7, 2, 0, 7, 2, 7, 7, 2]
+
+
+def test_a_batch_of_10000_images_is_ranked_in_one_sort_per_output(
+    tmp_path: Path,
+    mnist: Dataset,
+    model: Model,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    idx = write_idx(tmp_path / "t10k.idx", mnist.test_images, 2051)
+    probabilities = normalize(model.network.predict_proba(scale_pixels(mnist.test_images)))
+    expected = np.argsort(-probabilities, axis=1, kind="stable")[:, :3]
+    sorted_values = []
+    real_argsort = np.argsort
+
+    def counting_argsort(array: Any, *args: Any, **kwargs: Any) -> Any:
+        sorted_values.append(np.size(array))
+        return real_argsort(array, *args, **kwargs)
+
+    monkeypatch.setattr(np, "argsort", counting_argsort)
+    status, summary, _ = predict_json(capsys, str(idx))
+    assert main(["predict", str(idx)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    monkeypatch.undo()
+
+    from_json = [[c["digit"] for c in result["candidates"]] for result in summary["results"]]
+    from_text = [[int(d) for d in re.findall(r" (\d) \(", line)] for line in lines]
+    assert status == 0 and from_json == expected.tolist() and from_text == expected.tolist()
+    assert sum(sorted_values) <= 2 * probabilities.size  # one sort of (N, 10) per output
 
 
 def test_show_input_saves_what_the_network_saw(
@@ -342,16 +422,19 @@ def test_api_reads_the_bytes_of_an_image_file(model: Model, digit_files: list[Pa
     )
 
 
-def test_predict_on_an_mnist_like_file_imports_neither_scipy_nor_matplotlib(
+HEAVY_LIBRARIES = ("scipy", "matplotlib", "flask", "waitress")
+
+
+def test_predict_on_an_mnist_like_file_imports_no_heavy_library(
     digit_files: list[Path],
 ) -> None:
     code = (
         "import sys; from digitnet.cli import main; "
         f"status = main(['predict', {str(digit_files[0])!r}]); "
-        "print(status, 'scipy' in sys.modules, 'matplotlib' in sys.modules)"
+        f"print(status, *(name in sys.modules for name in {HEAVY_LIBRARIES!r}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.splitlines()[-1] == "0 False False", result.stderr
+    assert result.stdout.splitlines()[-1] == "0 False False False False", result.stderr
 
 
 def save_in_mode(digit: np.ndarray, folder: Path, mode: str, suffix: str) -> Path:
@@ -379,6 +462,8 @@ ODD_MODES = [
     ("LA", ".png"),
     ("RGBA", ".png"),
     ("RGB", ".webp"),
+    ("RGB", ".bmp"),
+    ("P", ".bmp"),
     ("I;16", ".png"),
     ("CMYK", ".jpg"),
     ("CMYK", ".tiff"),

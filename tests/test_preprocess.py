@@ -51,6 +51,41 @@ def test_mnist_digits_pass_through_with_the_loaders_exact_scaling(mnist: Dataset
         assert np.array_equal(preprocess_image(Image.fromarray(image)), want)
 
 
+def test_every_mnist_test_digit_passes_through_a_batch_unchanged(mnist: Dataset) -> None:
+    inputs, found = preprocess_batch(mnist.test_images)
+    assert found.all()
+    assert np.array_equal(inputs, scale_pixels(mnist.test_images).reshape(-1, 28, 28))
+
+
+def in_corner(digit: np.ndarray, resample: Image.Resampling = Image.Resampling.BOX) -> np.ndarray:
+    """The 28x28 digit shrunk to 14x14 (by area averaging), at the top left of a black 28x28."""
+    corner = np.zeros((28, 28), dtype=np.uint8)
+    corner[:14, :14] = np.asarray(Image.fromarray(digit).resize((14, 14), resample))
+    return corner
+
+
+def test_a_small_or_off_centre_digit_on_28x28_is_cropped_scaled_and_centred(
+    digit: np.ndarray,
+) -> None:
+    moved = np.pad(digit, 5)[:28, :28]  # 5 pixels down and right
+    for image in (in_corner(digit), moved):
+        result = preprocess_array(image)
+        rows, cols = np.flatnonzero(result.any(axis=1)), np.flatnonzero(result.any(axis=0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)
+        mass = result / result.sum()
+        assert abs(mass.sum(axis=1) @ np.arange(28) - 14) < 1
+        assert abs(mass.sum(axis=0) @ np.arange(28) - 14) < 1
+
+
+def test_preprocessing_an_input_again_gives_it_back(mnist: Dataset) -> None:
+    """Lanczos shrinking leaves faint ringing, so the faint edges of these inputs are wide."""
+    for digit in mnist.test_images[:20]:
+        first = preprocess_array(in_corner(digit, Image.Resampling.LANCZOS))
+        assert np.array_equal(preprocess_array(first), first)
+        saved = np.round(first * 255).astype(np.uint8)  # as `predict --show-input` saves it
+        assert np.array_equal(preprocess_array(saved), scale_pixels(saved[None])[0].reshape(28, 28))
+
+
 def test_mnist_digit_on_a_larger_canvas_comes_back_nearly_unchanged(mnist: Dataset) -> None:
     for image in mnist.test_images[:30]:
         canvas = np.zeros((50, 70), dtype=np.uint8)
@@ -179,7 +214,7 @@ def test_animated_gif_uses_its_first_frame(tmp_path: Path, digit: np.ndarray) ->
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("text", "not an image"),
+        ("text", "not a supported image"),
         ("empty", "empty file"),
         ("truncated", "truncated"),
         ("directory", "is a directory"),
@@ -194,6 +229,35 @@ def test_unreadable_files_raise_one_line_naming_the_file(
         load_image(path)
     text = str(error.value)
     assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
+%%BoundingBox: 0 0 28 28
+%%EndComments
+newpath 4 4 moveto 24 24 lineto stroke
+showpage
+%%EOF
+"""
+
+
+def test_an_eps_file_is_refused_as_not_a_supported_image(tmp_path: Path) -> None:
+    path = tmp_path / "seven.eps"
+    path.write_bytes(EPS)
+    with Image.open(path) as unrestricted:  # Pillow alone would take it, to run Ghostscript on
+        assert unrestricted.format == "EPS"
+    for read in (lambda: load_image(path), lambda: decode_image(EPS, "upload")):
+        with pytest.raises(ImageError) as error:
+            read()
+        assert "not a supported image (digitnet reads PNG, JPEG" in str(error.value)
+        assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".ppm", ".pgm", ".pbm"])
+def test_bmp_and_netpbm_files_are_read(tmp_path: Path, digit: np.ndarray, suffix: str) -> None:
+    image = Image.fromarray(on_paper(digit)).convert("1" if suffix == ".pbm" else "L")
+    image.convert("RGB" if suffix == ".ppm" else image.mode).save(tmp_path / f"seven{suffix}")
+    result = preprocess_image(load_image(tmp_path / f"seven{suffix}"))
+    assert mean_difference(result, preprocess_array(on_paper(digit))) < 0.02
 
 
 def test_image_just_above_the_pixel_limit_names_its_size(tmp_path: Path) -> None:
@@ -254,7 +318,7 @@ def test_decode_image_guards_uploaded_bytes_like_files(digit: np.ndarray) -> Non
     assert np.array_equal(preprocess_image(image), preprocess_array(on_paper(digit)))
     cases = {
         b"": "upload: empty file",
-        b"hello": "upload: not an image",
+        b"hello": "upload: not a supported image",
         png_header_only(30_000, 30_000): "upload: too large to decode safely",
         buffer.getvalue()[:200]: "upload: truncated",
     }

@@ -150,7 +150,7 @@ BAD_BODIES = {
     "image not a picture": (
         json.dumps({"image": NOT_A_PICTURE}).encode(),
         422,
-        "'image': not an image (Pillow cannot identify it)",
+        "'image': not a supported image",
     ),
     "pixels not a list": (b'{"pixels": "zeros"}', 422, "list of 28 rows, got a string"),
     "pixels too few rows": (

@@ -65,7 +65,8 @@ class Model:
         images is a file path, the bytes of an image file, a Pillow image, a NumPy array, or
         a list of those. An array is one image when it is (H, W), (784,) or (H, W, 3|4), and a
         batch when it is (N, 28, 28) or (N, 784). Raises ImageError for unreadable files and
-        NoDigitError for blank images.
+        NoDigitError for blank images, their message starting with the file's path or, for
+        other items of a list, "item K" (counting from 0).
         """
         return self.predict_inputs(prepare_inputs(images))
 
@@ -99,21 +100,36 @@ def normalize(outputs: NDArray[np.floating]) -> NDArray[np.float32]:
 def prepare_inputs(images: Images) -> NDArray[np.float32]:
     """The MNIST-like inputs (N, 28, 28) for anything Model.predict accepts."""
     if isinstance(images, (str, PathLike, bytes, Image.Image, np.ndarray)):
-        return prepare_one(images)
-    batch = [prepare_one(item) for item in images]
+        return prepare_named(images, None)
+    batch = [prepare_named(item, index) for index, item in enumerate(images)]
     if not batch:
         raise ValueError("no images to predict")
     return np.concatenate(batch)
 
 
-def prepare_one(item: ImageLike) -> NDArray[np.float32]:
-    """Inputs (N, 28, 28) for one path, file content, image or array (an array may be a batch)."""
+def prepare_named(item: ImageLike, index: int | None) -> NDArray[np.float32]:
+    """prepare_one(item), its errors prefixed with the item's path or, in a list, 'item K'."""
+    name = str(item) if isinstance(item, (str, PathLike)) else None
+    name = f"item {index}" if name is None and index is not None else name
+    try:
+        return prepare_one(item, name or "image")
+    except ValueError as exc:  # also ImageError and NoDigitError, which keep their type
+        if name is None or str(exc).startswith(f"{name}: "):
+            raise
+        raise type(exc)(f"{name}: {exc}") from None
+
+
+def prepare_one(item: ImageLike, name: str = "image") -> NDArray[np.float32]:
+    """Inputs (N, 28, 28) for one path, file content, image or array (an array may be a batch).
+
+    name stands for file content in errors.
+    """
     if isinstance(item, Image.Image):
         return preprocess_image(item)[np.newaxis]
     if isinstance(item, (str, PathLike)):
         return preprocess_image(load_image(item))[np.newaxis]
     if isinstance(item, bytes):
-        return preprocess_image(decode_image(item))[np.newaxis]
+        return preprocess_image(decode_image(item, name))[np.newaxis]
     array = np.asarray(item)
     if is_array_batch(array):
         inputs, found = preprocess_batch(array)

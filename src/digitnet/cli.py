@@ -4,12 +4,16 @@ Results go to stdout, progress and messages to stderr. Every error is one line o
 "digitnet: error: ...", naming the file or value, what was expected and what was found; the
 exit status says what kind of error it was (EXIT_STATUSES). `--debug` shows the traceback
 instead.
+
+Only the module of the command being run is imported, so that `digitnet predict` starts without
+loading what training or the web server need (Flask, waitress).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -17,11 +21,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from digitnet import __version__
-from digitnet.commands import evaluate, predict, report, serve, show, train
 from digitnet.commands.common import UsageError
-from digitnet.train import TrainingDivergedError
 
-COMMANDS = (train, evaluate, predict, show, report, serve)
+COMMANDS = ("train", "evaluate", "predict", "show", "report", "serve")  # digitnet.commands.*
+HELP_FLAGS = ("-h", "--help")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -53,8 +56,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one subcommand per module in COMMANDS."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with one subcommand per module named in COMMANDS.
+
+    With only, just that command's module is imported and given its full parser; the others are
+    bare names, which is all a command line that runs `only` needs of them.
+    """
     parser = Parser(
         prog="digitnet",
         description="Train, evaluate and use a handwritten-digit network written in NumPy.",
@@ -64,8 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_parser(subparsers)
+    for name in COMMANDS:
+        if only is None or name == only:
+            importlib.import_module(f"digitnet.commands.{name}").add_parser(subparsers)
+        else:
+            subparsers.add_parser(name)
     for subparser in subparsers.choices.values():
         # SUPPRESS keeps a `digitnet --debug COMMAND` from being reset by the subcommand.
         subparser.add_argument(
@@ -79,9 +89,19 @@ def exit_status_help() -> str:
     return "exit status:\n" + "\n".join(lines)
 
 
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command argv runs, or None when that takes the full parser to tell (or for --help)."""
+    for arg in argv:
+        if arg in HELP_FLAGS:
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one digitnet command; return its exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(command_in(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     try:
         status: int = args.run(args)
         sys.stdout.flush()
@@ -104,7 +124,7 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
         return EXIT_TERMINATED, "digitnet: terminated"
     if isinstance(exc, UsageError):
         return EXIT_USAGE, f"digitnet: error: {one_line(str(exc))}"
-    if isinstance(exc, TrainingDivergedError):
+    if is_divergence(exc):
         return EXIT_DIVERGED, f"digitnet: error: training diverged: {one_line(str(exc))}"
     if isinstance(exc, MemoryError):
         hint = "try a smaller dataset, batch size or network"
@@ -114,6 +134,12 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     name = type(exc).__name__
     hint = "rerun with --debug to see where, and report it"
     return EXIT_INTERNAL, f"digitnet: internal error: {name}: {one_line(str(exc))}; {hint}"
+
+
+def is_divergence(exc: BaseException) -> bool:
+    """Whether exc is a TrainingDivergedError; one can only come from an imported digitnet.train."""
+    train = sys.modules.get("digitnet.train")
+    return train is not None and isinstance(exc, train.TrainingDivergedError)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -11,15 +11,19 @@ their centre of mass at the centre. preprocess_image() repeats those steps on an
    method, drop small specks (paper texture);
 4. crop to the ink, scale its longest side to 20 pixels, centre it by mass in 28x28.
 
-An image that is already MNIST-like (28x28, light on a black border) is passed through with
-exactly the scaling of digitnet.data.scale_pixels, so the same pixels give the same network
-input through every entry point.
+An image that is already MNIST-normalised is passed through with exactly the scaling of
+digitnet.data.scale_pixels, so the same pixels give the same network input through every entry
+point: 28x28, light ink on a black border, the ink's longest side 20 pixels give or take
+BOX_TOLERANCE and its centre of mass within CENTRE_TOLERANCE of the centre. Every MNIST test
+and training digit meets this (longest side 19 or 20, centre of mass at most 0.52 pixels off);
+a small or off-centre digit on a 28x28 canvas does not, and is cropped, scaled and centred.
 
 Limits: one digit per image; a dark frame or a table edge around the paper counts as ink.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
 import stat
@@ -43,6 +47,9 @@ DIGIT_BOX = 20
 CENTRE = 14.0  # mean centre of mass of the MNIST test digits, in pixel indices
 WORK_SIZE = 512  # larger images are shrunk to this longest side before ink separation
 MNIST_BORDER_LEVEL = 0.05  # a 28x28 image whose border median is below this is MNIST-like
+MNIST_INK_LEVEL = 0.5 / 255  # pixels above this (non-zero as 8-bit) are ink in that test
+BOX_TOLERANCE = 2  # pixels the ink's longest side may differ from DIGIT_BOX and pass through
+CENTRE_TOLERANCE = 1.5  # pixels the centre of mass may be off CENTRE (per axis) and pass through
 MIN_CONTRAST = 0.12  # weaker ink than this, on a [0, 1] scale, is taken for a blank page
 MIN_SEPARATION = 6.0  # ink must stand this many noise deviations above the paper
 BACKGROUND_SIZE = 64  # the background is estimated on a copy at most this long
@@ -51,6 +58,17 @@ OTSU_ROUNDS = 3  # Otsu's threshold is taken again among the brighter pixels at 
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest blob are dropped
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+# The raster formats digitnet reads, with the Pillow plugin of each. PPM covers PGM and PBM too.
+FORMAT_PLUGINS = {
+    "PNG": "PngImagePlugin",
+    "JPEG": "JpegImagePlugin",
+    "BMP": "BmpImagePlugin",
+    "GIF": "GifImagePlugin",
+    "TIFF": "TiffImagePlugin",
+    "WEBP": "WebPImagePlugin",
+    "PPM": "PpmImagePlugin",
+}
+SUPPORTED = "PNG, JPEG, BMP, GIF, TIFF, WebP and PPM/PGM/PBM"
 
 
 class ImageError(ValueError):
@@ -65,7 +83,7 @@ class NoDigitError(ValueError):
 
 
 def load_image(path: str | PathLike[str]) -> Image.Image:
-    """Open and decode any image Pillow reads (the first frame of an animation), upright.
+    """Open and decode an image of a supported format (the first frame of an animation), upright.
 
     Pillow's decompression-bomb guard becomes an error: an image of more than
     Image.MAX_IMAGE_PIXELS pixels raises ImageError instead of filling the memory. A large JPEG
@@ -90,7 +108,7 @@ def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with Image.open(source) as opened:
+            with open_supported(source) as opened:
                 check_pixel_count(name, opened.size)
                 opened.draft(None, (WORK_SIZE, WORK_SIZE))
                 opened.load()
@@ -99,13 +117,27 @@ def decode_guarded(source: Path | io.BytesIO, name: str) -> Image.Image:
         except Image.DecompressionBombError as exc:
             raise ImageError(f"{name}: too large to decode safely ({bomb_size(exc)})") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image (Pillow cannot identify it)") from None
+            raise ImageError(
+                f"{name}: not a supported image (digitnet reads {SUPPORTED})"
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"{name}: {describe_decode_error(exc)}") from None
     # Phone cameras store pixels as the sensor saw them plus an EXIF note on how to turn them.
     ImageOps.exif_transpose(opened, in_place=True)
     image: Image.Image = opened
     return image
+
+
+def open_supported(source: Path | io.BytesIO) -> Image.Image:
+    """Image.open limited to the formats of FORMAT_PLUGINS.
+
+    NOTE: left to itself, Pillow also opens EPS files, decoding them by running Ghostscript (a
+    PostScript interpreter) on whatever a stranger sent, and some thirty rarely used formats.
+    Importing just these plugins also spares Pillow importing all the others to identify a file.
+    """
+    for plugin in FORMAT_PLUGINS.values():
+        importlib.import_module(f"PIL.{plugin}")
+    return Image.open(source, formats=list(FORMAT_PLUGINS))
 
 
 def check_file(path: Path) -> None:
@@ -213,11 +245,41 @@ def already_mnist_like(gray: Gray) -> NDArray[np.bool_]:
     """
     if gray.shape[1:] != (CANVAS, CANVAS) or gray.shape[0] == 0:
         return np.zeros(gray.shape[0], dtype=bool)
-    flat = gray.reshape(gray.shape[0], -1)
-    frame = border_mask((CANVAS, CANVAS)).reshape(-1)
-    border = np.median(flat[:, frame], axis=1)
-    ready: NDArray[np.bool_] = (border <= MNIST_BORDER_LEVEL) & (flat.max(axis=1) >= MIN_CONTRAST)
+    bright = gray.reshape(gray.shape[0], -1).max(axis=1) >= MIN_CONTRAST
+    ready: NDArray[np.bool_] = mnist_normalised(gray) & bright
     return ready
+
+
+def mnist_normalised(ink: Gray) -> NDArray[np.bool_]:
+    """For a batch of 28x28 images (N, 28, 28), light on dark: which are already as MNIST's.
+
+    That is a black border, the ink's longest side DIGIT_BOX +- BOX_TOLERANCE pixels and its
+    centre of mass within CENTRE_TOLERANCE of CENTRE on both axes.
+    """
+    frame = border_mask((CANVAS, CANVAS))
+    dark_border = np.median(ink[:, frame], axis=1) <= MNIST_BORDER_LEVEL  # (N,)
+
+    inked = ink > MNIST_INK_LEVEL  # (N, 28, 28)
+    longest = np.maximum(extent(np.any(inked, axis=2)), extent(np.any(inked, axis=1)))  # (N,)
+    boxed = np.abs(longest - DIGIT_BOX) <= BOX_TOLERANCE
+
+    positions = np.arange(CANVAS, dtype=np.float32)
+    total = np.maximum(ink.sum(axis=(1, 2)), np.float32(1e-6))  # (N,)
+    row = ink.sum(axis=2) @ positions / total  # (N,)
+    col = ink.sum(axis=1) @ positions / total  # (N,)
+    centred = np.maximum(np.abs(row - CENTRE), np.abs(col - CENTRE)) <= CENTRE_TOLERANCE
+
+    normalised: NDArray[np.bool_] = dark_border & boxed & centred
+    return normalised
+
+
+def extent(present: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """For rows (N, L) of flags: the span from the first True to the last, 0 when none is."""
+    length = present.shape[1]
+    first = np.argmax(present, axis=1)  # (N,)
+    last = length - 1 - np.argmax(present[:, ::-1], axis=1)  # (N,)
+    span: NDArray[np.intp] = np.where(present.any(axis=1), last - first + 1, 0)
+    return span
 
 
 # ---- grayscale -------------------------------------------------------------------------------
@@ -367,9 +429,8 @@ def is_light_paper(gray: Gray) -> bool:
 
 
 def is_mnist_like(ink: Gray) -> bool:
-    """28x28 with a black border: already what the network expects."""
-    border = border_pixels(ink)
-    return ink.shape == (CANVAS, CANVAS) and float(np.median(border)) <= MNIST_BORDER_LEVEL
+    """28x28 and MNIST-normalised (see mnist_normalised): already what the network expects."""
+    return ink.shape == (CANVAS, CANVAS) and bool(mnist_normalised(ink[np.newaxis])[0])
 
 
 def separate_ink(ink: Gray, light_paper: bool) -> Gray:

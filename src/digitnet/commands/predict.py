@@ -38,8 +38,8 @@ NPY_MAGIC = b"\x93NUMPY"
 DESCRIPTION = """\
 Print the digit in each image, its probability and the next two candidates.
 
-Images may be in any format Pillow reads (PNG, JPEG, BMP, GIF, TIFF, WebP, ...), of any size,
-dark ink on light paper or light on dark: each is turned into an MNIST-like 28x28 input first.
+Images may be PNG, JPEG, BMP, GIF, TIFF, WebP or PPM/PGM/PBM files of any size, dark ink on
+light paper or light on dark: each is turned into an MNIST-like 28x28 input first.
 An IDX image file or a .npy array of shape (28, 28), (N, 28, 28) or (N, 784) gives one answer
 per image, named FILE[i].
 
@@ -207,10 +207,17 @@ def predict_entries(model: Model, answered: list[Entry]) -> Prediction | None:
     return model.predict_inputs(inputs)
 
 
-def candidates(prediction: Prediction, row: int) -> list[tuple[int, float]]:
-    """The most probable digits of one image with their probabilities, best first."""
-    digits = prediction.ranked(CANDIDATES)[row]
-    return [(int(d), float(prediction.probabilities[row, d])) for d in digits]
+def all_candidates(prediction: Prediction) -> list[list[tuple[int, float]]]:
+    """The CANDIDATES most probable digits of each image with their probabilities, best first.
+
+    The whole batch is ranked in one sort, so 10,000 images cost one pass, not 10,000.
+    """
+    digits = prediction.ranked(CANDIDATES)  # (N, CANDIDATES)
+    chances = np.take_along_axis(prediction.probabilities, digits, axis=1)  # (N, CANDIDATES)
+    return [
+        list(zip(row_digits, row_chances, strict=True))
+        for row_digits, row_chances in zip(digits.tolist(), chances.tolist(), strict=True)
+    ]
 
 
 def format_answers(answered: list[Entry], prediction: Prediction | None) -> list[str]:
@@ -218,8 +225,8 @@ def format_answers(answered: list[Entry], prediction: Prediction | None) -> list
     if prediction is None:
         return []
     lines = []
-    for row, entry in enumerate(answered):
-        (best, chance), *rest = candidates(prediction, row)
+    for entry, ranked in zip(answered, all_candidates(prediction), strict=True):
+        (best, chance), *rest = ranked
         others = ", ".join(f"{digit} ({percent(p)})" for digit, p in rest)
         lines.append(f"{entry.name}: {best} ({percent(chance)}), then {others}")
     return lines
@@ -232,13 +239,13 @@ def json_summary(
 
     The answered entries are the prediction's rows, in order.
     """
-    rows = iter(range(0 if prediction is None else len(prediction.labels)))
+    rows = iter([] if prediction is None else all_candidates(prediction))
     results: list[dict[str, Any]] = []
     for entry in entries:
         if entry.error is not None or prediction is None:
             results.append({"file": entry.name, "error": entry.error})
             continue
-        ranked = candidates(prediction, next(rows))
+        ranked = next(rows)
         results.append(
             {
                 "file": entry.name,
