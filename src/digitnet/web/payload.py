@@ -26,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from digitnet.preprocess import ImageError, decode_image
+from digitnet.preprocess import ImageError, decode_image, open_supported
 
 MEBIBYTE = 1024 * 1024
 MAX_BODY_BYTES = 16 * MEBIBYTE  # a 12 MB photo, base64-encoded
@@ -132,7 +132,7 @@ def check_size(data: bytes) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data)) as header:
+            with open_supported(io.BytesIO(data)) as header:
                 width, height = header.size
         except Exception:
             return  # decode_image names whatever is wrong with the data
