@@ -182,7 +182,8 @@ class Network:
         grads: dict[str, Array] = {}
         n = Y.shape[0]
         A_out = cache.activations[-1]
-        dZ: Array = (A_out - Y) / np.asarray(n, dtype=A_out.dtype)  # (N, 10)  (eq. 8, 13; 109)
+        dZ: Array = A_out - Y  # (N, 10)  (eq. 8; 109)
+        dZ /= n  # the mean over the batch  (eq. 13)
         for layer in range(self.num_layers, 0, -1):
             A_prev = cache.activations[layer - 1]  # (N, in)
             W = self.params[f"W{layer}"]  # (out, in)
@@ -190,7 +191,7 @@ class Network:
             # column-major like W (see init_network) and the update reads both in one order.
             grads[f"dW{layer}"] = (A_prev.T @ dZ).T  # (out, in)  (eq. 10)
             if weight_decay:
-                grads[f"dW{layer}"] += np.asarray(weight_decay, dtype=W.dtype) * W  # (eq. 111)
+                grads[f"dW{layer}"] += weight_decay * W  # (eq. 111)
             grads[f"db{layer}"] = dZ.sum(axis=0)  # (out,)  (eq. 11)
             if layer > 1:
                 dA_prev = dZ @ W  # (N, in)  (eq. 9)
@@ -271,7 +272,7 @@ def dropout_masks(
     masks: list[Array] = []
     for width in network.sizes[1:-1]:
         kept = rng.random((n, width), dtype=np.float32) < keep  # (N, width)
-        masks.append(kept.astype(network.dtype) / np.asarray(keep, dtype=network.dtype))
+        masks.append(np.divide(kept, keep, dtype=network.dtype))  # (N, width)
     return masks
 
 
