@@ -211,6 +211,8 @@ def available_trainers(threads: int | None) -> tuple[dict[str, Trainer], list[st
         except ImportError as exc:
             hint = "install it with: pip install 'digitnet[bench]'"
             skipped.append(f"skipped {name}: {exc} ({hint})")
+        except Exception as exc:  # a broken install fails on import in its own ways (OSError, ...)
+            skipped.append(f"skipped {name}: importing it failed: {type(exc).__name__}: {exc}")
     return trainers, skipped
 
 
