@@ -20,9 +20,8 @@ OUTPUTS = ("sigmoid", "softmax")
 
 def sigmoid_backward(dA: Array, A: Array) -> Array:
     """dZ = dA * sigma'(z), with sigma'(z) = a (1 - a) from the sigmoid's output a (eq. 4, 12)."""
-    dZ = np.subtract(1.0, A)  # (N, width)
-    dZ *= A
-    dZ *= dA
+    dZ = np.multiply(dA, A)  # (N, width)
+    dZ *= 1.0 - A
     return dZ
 
 

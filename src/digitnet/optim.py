@@ -79,10 +79,9 @@ class Nesterov(Momentum):
         v = self.state[f"velocity/{name}"]
         v *= self.momentum
         v += g  # (eq. 114)
+        g += self.momentum * v  # g + mu v, in the gradient's own array
         g *= learning_rate
-        theta -= g  # eta g  (eq. 114)
-        step = np.multiply(v, learning_rate * self.momentum, out=g)
-        theta -= step  # eta mu v  (eq. 114)
+        theta -= g  # (eq. 114)
 
 
 class Adam(Optimizer):
@@ -95,17 +94,17 @@ class Adam(Optimizer):
         beta1, beta2 = self.momentum, self.beta2
         m *= beta1
         m += (1.0 - beta1) * g  # (eq. 115)
-        g *= g  # g^2, in the gradient's own array
-        g *= 1.0 - beta2
+        squared = (1.0 - beta2) * g
+        squared *= g
         v *= beta2
-        v += g  # (eq. 115)
+        v += squared  # (eq. 115)
         m_hat_scale = 1.0 / (1.0 - beta1**self.steps)  # (eq. 116)
         v_hat_scale = 1.0 / (1.0 - beta2**self.steps)  # (eq. 116)
-        step = np.multiply(v, v_hat_scale, out=g)  # v_hat, in the same array  (eq. 116)
-        np.sqrt(step, out=step)
-        step += ADAM_EPSILON
-        np.divide(m, step, out=step)
-        step *= learning_rate * m_hat_scale  # eta m_hat / (sqrt(v_hat) + epsilon)
+        denominator = np.multiply(v, v_hat_scale, out=g)  # v_hat, in the used gradient (eq. 116)
+        np.sqrt(denominator, out=denominator)
+        denominator += ADAM_EPSILON
+        step = np.multiply(m, learning_rate * m_hat_scale, out=squared)
+        step /= denominator
         theta -= step  # (eq. 117)
 
 
