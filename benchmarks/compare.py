@@ -127,13 +127,13 @@ def make_torch_trainer(requested_threads: int | None) -> Trainer:
     from torch import nn
 
     def build_model(seed: int) -> nn.Module:
-        model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.Sigmoid(), nn.Linear(*SIZES[1:]))
+        hidden, output = nn.Linear(SIZES[0], SIZES[1]), nn.Linear(*SIZES[1:])
         params = initial_params(seed)
         with torch.no_grad():
-            for layer, linear in ((1, model[0]), (2, model[2])):
+            for layer, linear in ((1, hidden), (2, output)):
                 linear.weight.copy_(torch.from_numpy(params[f"W{layer}"]))
                 linear.bias.copy_(torch.from_numpy(params[f"b{layer}"]))
-        return model
+        return nn.Sequential(hidden, nn.Sigmoid(), output)
 
     def train(data: Data, batch_size: int, epochs: int, seed: int) -> Run:
         torch.set_num_threads(choose_threads(batch_size, requested_threads))
@@ -211,6 +211,8 @@ def available_trainers(threads: int | None) -> tuple[dict[str, Trainer], list[st
         except ImportError as exc:
             hint = "install it with: pip install 'digitnet[bench]'"
             skipped.append(f"skipped {name}: {exc} ({hint})")
+        except Exception as exc:  # a broken install fails on import in its own ways (OSError, ...)
+            skipped.append(f"skipped {name}: importing it failed: {type(exc).__name__}: {exc}")
     return trainers, skipped
 
 

@@ -2,8 +2,9 @@
 
 Each derivative is written in terms of the activation's output A, not its input Z, so the
 forward pass only has to keep A; the *_backward functions multiply an incoming gradient dA by
-it, giving dZ. docs/derivation.md (Part II) derives every line; a comment
-"(eq. N)", N from 101 up, points at the equation it computes.
+it, giving dZ, and may write dZ over dA, which the caller no longer needs. docs/derivation.md
+(Part II) derives every line; a comment "(eq. N)", N from 101 up, points at the equation it
+computes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ OUTPUTS = ("sigmoid", "softmax")
 
 def sigmoid_backward(dA: Array, A: Array) -> Array:
     """dZ = dA * sigma'(z), with sigma'(z) = a (1 - a) from the sigmoid's output a (eq. 4, 12)."""
-    return dA * A * (1.0 - A)
+    dZ = np.multiply(dA, A)  # (N, width)
+    dZ *= 1.0 - A
+    return dZ
 
 
 def tanh(Z: Array) -> Array:
@@ -29,7 +32,10 @@ def tanh(Z: Array) -> Array:
 
 def tanh_backward(dA: Array, A: Array) -> Array:
     """dZ = dA * tanh'(z), with tanh'(z) = 1 - a^2 from tanh's output a (eq. 102)."""
-    return dA * (1.0 - A * A)
+    dZ = np.multiply(A, A)  # (N, width)
+    np.subtract(1.0, dZ, out=dZ)
+    dZ *= dA
+    return dZ
 
 
 def relu(Z: Array) -> Array:
@@ -39,7 +45,7 @@ def relu(Z: Array) -> Array:
 
 def relu_backward(dA: Array, A: Array) -> Array:
     """dZ = dA where the unit is active (a > 0), else 0 (eq. 104); at z = 0 we take 0."""
-    return dA * (A > 0)
+    return np.multiply(dA, A > 0, out=dA)
 
 
 def log_softmax(Z: Array) -> Array:

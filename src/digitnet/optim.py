@@ -40,8 +40,8 @@ class Optimizer:
     def step(self, params: dict[str, Array], grads: dict[str, Array], learning_rate: float) -> None:
         """Update every parameter in place with its gradient grads["d" + name].
 
-        grads is used up: plain SGD scales each gradient in place rather than allocate a
-        temporary the size of W1 at every step.
+        grads is used up: each optimizer computes its step in the gradient's own array rather
+        than allocate temporaries the size of W1 at every step.
         """
         self.steps += 1
         for name, theta in params.items():
@@ -64,7 +64,8 @@ class Momentum(Optimizer):
         v = self.state[f"velocity/{name}"]
         v *= self.momentum
         v += g  # (eq. 113)
-        theta -= np.asarray(learning_rate, dtype=theta.dtype) * v  # (eq. 113)
+        step = np.multiply(v, learning_rate, out=g)  # eta v, written over the used gradient
+        theta -= step  # (eq. 113)
 
 
 class Nesterov(Momentum):
@@ -78,8 +79,9 @@ class Nesterov(Momentum):
         v = self.state[f"velocity/{name}"]
         v *= self.momentum
         v += g  # (eq. 114)
-        step = g + np.asarray(self.momentum, dtype=theta.dtype) * v
-        theta -= np.asarray(learning_rate, dtype=theta.dtype) * step  # (eq. 114)
+        g += self.momentum * v  # g + mu v, in the gradient's own array
+        g *= learning_rate
+        theta -= g  # (eq. 114)
 
 
 class Adam(Optimizer):
@@ -92,12 +94,18 @@ class Adam(Optimizer):
         beta1, beta2 = self.momentum, self.beta2
         m *= beta1
         m += (1.0 - beta1) * g  # (eq. 115)
+        squared = (1.0 - beta2) * g
+        squared *= g
         v *= beta2
-        v += (1.0 - beta2) * g * g  # (eq. 115)
+        v += squared  # (eq. 115)
         m_hat_scale = 1.0 / (1.0 - beta1**self.steps)  # (eq. 116)
         v_hat_scale = 1.0 / (1.0 - beta2**self.steps)  # (eq. 116)
-        denominator = np.sqrt(v * v_hat_scale) + ADAM_EPSILON  # (eq. 117)
-        theta -= np.asarray(learning_rate * m_hat_scale, dtype=theta.dtype) * m / denominator
+        denominator = np.multiply(v, v_hat_scale, out=g)  # v_hat, in the used gradient (eq. 116)
+        np.sqrt(denominator, out=denominator)
+        denominator += ADAM_EPSILON
+        step = np.multiply(m, learning_rate * m_hat_scale, out=squared)
+        step /= denominator
+        theta -= step  # (eq. 117)
 
 
 def make_optimizer(name: str, momentum: float = 0.9, beta2: float = 0.999) -> Optimizer:

@@ -97,11 +97,12 @@ def train_epoch(
     """
     config, network, rng = state.config, state.network, state.rng
     order = rng.permutation(X.shape[0])
+    targets = one_hot(labels, X.dtype.type)  # (N, 10), gathered batch by batch
     total_loss, rate = 0.0, schedule(state.optimizer.steps)
     for start in range(0, X.shape[0], config.batch_size):
         batch = order[start : start + config.batch_size]
         X_batch = augment_batch(X[batch], rng, config.augment)
-        Y_batch = one_hot(labels[batch], X.dtype.type)
+        Y_batch = targets[batch]
         masks = dropout_masks(network, batch.shape[0], config.dropout, rng)
         _, cache = network.forward(X_batch, masks)
         loss = network.output_loss(cache.Z_out, Y_batch)
