@@ -114,6 +114,27 @@ def test_learning_curves_allow_epochs_without_validation(tmp_path: Path) -> None
     assert read_png(path).shape[:2] == (400, 1000)
 
 
+@pytest.mark.parametrize("count", [1, 2, 20])
+def test_learning_curves_mark_whole_epochs_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    history = [
+        {"epoch": e, "train_loss": 1.0 / e, "val_accuracy": 0.9, "seconds": 1.0}
+        for e in range(1, count + 1)
+    ]
+    drawn = []
+    save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda f, p: drawn.append(f) or save(f, p))
+    plots.draw_learning_curves(history, tmp_path / "curves.png")
+
+    for ax in drawn[0].axes:
+        low, high = ax.get_xlim()
+        shown = [tick for tick in ax.get_xticks() if low <= tick <= high]
+        assert shown, "no epoch is marked"
+        assert all(float(tick).is_integer() for tick in shown), shown
+        assert low <= 1 and high >= count
+
+
 def test_hidden_weights_draw_each_unit_where_its_weights_are(tmp_path: Path) -> None:
     W1 = np.zeros((3, 784))
     W1[0, 0] = 1.0  # unit 0 likes only the top-left pixel: one red corner, the rest white

@@ -104,7 +104,8 @@ def draw_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
         )
     label_axes(accuracy_ax, "validation accuracy per epoch", "epoch", "accuracy (%)")
     for ax in (loss_ax, accuracy_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # NOTE: min_n_ticks=1, or with one epoch the locator falls back to fractions of it
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     return save_figure(figure, path)
 
