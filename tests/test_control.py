@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,34 @@ def test_cli_resume_refuses_other_settings(tmp_path: Path, data: Dataset, capsys
     status = main([*resume, "--dropout", "0.5", "--preset", "best"])
     assert status == 2
     assert "drop --dropout, --preset" in capsys.readouterr().err
+
+
+def test_cli_resume_refuses_fewer_epochs_than_the_checkpoint_has(
+    tmp_path: Path, data: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_dataset(tmp_path / "data", data)
+    options = ["--data", str(folder), "--hidden", "8", "--validation-size", "100", "-q"]
+    assert main(["train", *options, "--epochs", "2", "-o", str(tmp_path / "m.npz")]) == 0
+    capsys.readouterr()
+    resume = [
+        "train",
+        "--resume",
+        str(tmp_path / "m.checkpoint.npz"),
+        "-o",
+        str(tmp_path / "y.npz"),
+    ]
+    assert main([*resume, "--epochs", "1"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--epochs 1 is fewer than the 2 epochs" in error
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_fit_refuses_to_resume_with_fewer_epochs(tmp_path: Path, data: Dataset) -> None:
+    config = preset("seed", epochs=2, hidden=(8,), validation_size=100)
+    fit(config, data, checkpoint=tmp_path / "c.npz")
+    state = load_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="epochs 1 is fewer than the 2 already trained"):
+        fit(replace(config, epochs=1), data, resume=state)
 
 
 def test_cli_ctrl_c_names_the_checkpoint_and_exits_130(

@@ -175,6 +175,8 @@ def resume_state(config: TrainConfig, state: TrainingState) -> TrainingState:
         raise ValueError(
             f"a resumed run keeps its checkpoint's settings; these differ: {', '.join(changed)}"
         )
+    if config.epochs < state.epoch:
+        raise ValueError(f"epochs {config.epochs} is fewer than the {state.epoch} already trained")
     state.config = config
     return state
 

@@ -136,6 +136,11 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, TrainingState
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
         raise UsageError(f"--resume keeps the checkpoint's settings; drop {flags}")
+    if given.get("epochs", state.epoch) < state.epoch:
+        raise UsageError(
+            f"--epochs {given['epochs']} is fewer than the {state.epoch} epochs {args.resume} "
+            "has trained; give at least as many"
+        )
     return checked_config(lambda: replace(state.config, **given)), state
 
 
