@@ -429,3 +429,22 @@ def test_a_bomb_just_under_the_pixel_limit_costs_its_decoded_size_once(tmp_path:
         timeout=120,
     )
     assert int(run.stdout) < 400  # peak MiB: the interpreter and libraries, plus 2 x 81 MB
+
+
+def test_a_batch_of_larger_pictures_matches_them_one_by_one(mnist: Dataset) -> None:
+    pages = np.stack([on_paper(image, 3, (110, 100)) for image in mnist.test_images[:4]])
+    pages[2] = 255  # a blank page
+    inputs, found = preprocess_batch(pages)
+    assert found.tolist() == [True, True, False, True]
+    for index in (0, 1, 3):
+        assert np.array_equal(inputs[index], preprocess_array(pages[index]))
+    assert not inputs[2].any()
+
+
+def test_boolean_and_float_arrays_read_as_their_8_bit_equivalents(digit: np.ndarray) -> None:
+    mask = on_paper(digit) > 127
+    assert np.array_equal(preprocess_array(mask), preprocess_array(mask.astype(np.uint8) * 255))
+    colour = np.repeat(on_paper(digit)[..., None], 3, axis=2)
+    from_floats = preprocess_array(colour / 255.0)
+    assert np.array_equal(from_floats, preprocess_array(colour))
+    assert np.array_equal(preprocess_array(colour.astype(np.int64)), from_floats)
