@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -510,3 +511,120 @@ def test_a_corrupt_tiff_gets_one_line_without_libtiffs_own_messages(
     assert (
         err == f"digitnet: error: {tmp_path / 'scan.tiff'}: corrupt image data (decoder error -2)\n"
     )
+
+
+def on_page(digit: np.ndarray, size: tuple[int, int], scale: int = 2) -> np.ndarray:
+    """The digit enlarged as dark ink on a white page of size (H, W), off-centre."""
+    big = np.kron(digit, np.ones((scale, scale), dtype=np.uint8))
+    page = np.zeros(size, dtype=np.uint8)
+    page[1 : 1 + big.shape[0], 3 : 3 + big.shape[1]] = big
+    return 255 - page
+
+
+def array_cases(mnist: Dataset) -> dict[str, tuple[np.ndarray, list[int] | str]]:
+    """Arrays of every accepted shape with the digits they hold, and bad ones with their error."""
+    seven, two, one = mnist.test_images[:3]
+    inked = int(np.count_nonzero(seven))
+    shapes = "one image, (784,) of one flattened 28x28 image, or (N, H, W) or (N, 784) of N images"
+    return {
+        "h100": (on_page(seven, (100, 100)), [7]),
+        "h100-floats": (on_page(seven, (100, 100)) / 255.0, [7]),
+        "tall": (on_page(two, (90, 64)), [2]),
+        "pair40": (np.stack([on_page(seven, (40, 40), 1), on_page(two, (40, 40), 1)]), [7, 2]),
+        "one28x30": (np.pad(seven, ((0, 0), (1, 1)))[np.newaxis], [7]),
+        "mixed28": (np.stack([seven, 255 - two, np.roll(one, 5, axis=1)]), [7, 2, 1]),
+        "rows": (mnist.test_images[:3].reshape(3, 784), [7, 2, 1]),
+        "flat": (seven.reshape(784), [7]),
+        "mask": (seven > 127, [7]),
+        "rgba-floats": (
+            np.dstack(
+                [np.repeat(on_page(two, (60, 60))[..., None] / 255, 3, 2), np.ones((60, 60))]
+            ),
+            [2],
+        ),
+        "tiny2x3x5": (np.zeros((2, 3, 5), dtype=np.uint8), "no digit found"),
+        "empty": (np.zeros((0, 784), dtype=np.uint8), "holds no images (its shape is (0, 784))"),
+        "empty-pictures": (np.zeros((0, 40, 40)), "holds no images (its shape is (0, 40, 40))"),
+        "short": (np.zeros(5), f"expected the shape (H, W) or (H, W, 3|4) of {shapes}; got (5,)"),
+        "4-D": (np.zeros((1, 28, 28, 1)), f"of {shapes}; got (1, 28, 28, 1)"),
+        "rows783": (
+            np.zeros((3, 783)),
+            "shape (3, 783) looks like rows of flattened 28x28 "
+            "images, but those rows hold 784 values, not 783",
+        ),
+        "labelled": (np.zeros((3, 785)), "but those rows hold 784 values, not 785"),
+        "complex": (
+            seven.astype(complex),
+            "pixels must be real numbers (booleans, integers or floats), got dtype complex128",
+        ),
+        "text": (np.array([["1", "2"], ["3", "4"]]), "got dtype <U1"),
+        "nan": (np.where(seven > 0, np.nan, 0.0), f"pixels must be finite, got {inked} NaN or"),
+        "inf": (np.where(seven > 0, -np.inf, 0.0), f"must be finite, got {inked} NaN or infinite"),
+        "wide-ints": (seven.astype(np.int64) * 2, "integer pixels must be within 0-255, got 0 to"),
+    }
+
+
+SINGLE_IMAGES = {"h100", "h100-floats", "tall", "flat", "mask", "rgba-floats"}
+
+
+def test_arrays_of_every_shape_give_the_same_answers_by_cli_and_api(
+    tmp_path: Path, mnist: Dataset, model: Model, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, (array, expected) in array_cases(mnist).items():
+        path = tmp_path / f"{name}.npy"
+        np.save(path, array)
+        status, summary, err = predict_json(capsys, str(path))
+        results = summary["results"]
+        if isinstance(expected, str):
+            assert status == 1, name
+            assert all(expected in r["error"] for r in results), (name, results)
+            assert err.count("\n") == len(results) and "Traceback" not in err, name
+            with pytest.raises(ValueError, match=re.escape(expected)):
+                model.predict(array)
+            continue
+        assert (status, err) == (0, ""), name
+        assert [r["digit"] for r in results] == expected, name
+        assert model.predict(array).labels.tolist() == expected, name
+        names = [Path(r["file"]).name for r in results]
+        singles = [f"{name}.npy"]
+        assert names == (
+            singles if name in SINGLE_IMAGES else [f"{name}.npy[{i}]" for i in range(len(expected))]
+        )
+        api = model.predict(array).probabilities.max(axis=1)
+        assert [r["probability"] for r in results] == pytest.approx(api.tolist(), rel=1e-6)
+
+
+class Exploit:
+    """Unpickling this object would create a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+def test_npy_objects_are_refused_unread_and_oversized_headers_unallocated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "was-unpickled"
+    evil = tmp_path / "evil.npy"
+    np.save(evil, np.array([Exploit(marker)], dtype=object), allow_pickle=True)
+    np.load(evil, allow_pickle=True)  # the control: loading with pickle runs the payload
+    assert marker.exists()
+    marker.unlink()
+
+    huge = tmp_path / "huge.npy"
+    header = io.BytesIO()
+    shape = (100_000, 1_000_000)  # 100 GB declared in a file of a few hundred bytes
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": shape}
+    )
+    huge.write_bytes(header.getvalue() + bytes(100))
+    assert main(["predict", str(evil), str(huge)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"digitnet: error: {evil}: holds Python objects, which are refused",
+        f"digitnet: error: {huge}: truncated .npy file (shape {shape} needs 100000000000 bytes, "
+        "it holds 100)",
+    ]
+    assert not marker.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,12 @@ def on_paper(digit: np.ndarray, scale: int = 6, size: tuple[int, int] = (260, 20
     page = np.zeros(size, dtype=np.uint8)
     page[20 : 20 + big.shape[0], 10 : 10 + big.shape[1]] = big
     return 255 - page
+
+
+ACCEPTED_SHAPES = re.escape(
+    "expected the shape (H, W) or (H, W, 3|4) of one image, (784,) of one flattened 28x28 image,"
+    " or (N, H, W) or (N, 784) of N images; got ("
+)
 
 
 def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -277,9 +284,19 @@ def test_missing_file_is_an_image_error(tmp_path: Path) -> None:
     [
         (np.full((28, 28), 1.5), r"float pixels must be within \[0, 1\]"),
         (np.full((28, 28), -3), "integer pixels must be within 0-255"),
-        (np.full((28, 28), np.nan), "NaN"),
-        (np.zeros((2, 3, 28, 28)), "expected one image"),
-        (np.array(["a", "b"]).reshape(1, 2), "must be numbers"),
+        (np.full((28, 28), np.nan), "got 784 NaN or infinite values"),
+        (np.where(np.eye(28) > 0, np.inf, 0.0), "got 28 NaN or infinite values"),
+        (np.zeros((2, 3, 28, 28)), ACCEPTED_SHAPES),
+        (np.zeros(5), ACCEPTED_SHAPES),
+        (np.zeros((0, 784)), r"holds no images \(its shape is \(0, 784\)\)"),
+        (np.zeros((40, 0)), "holds no images"),
+        (np.zeros((3, 783)), "rows hold 784 values, not 783"),
+        (np.zeros((3, 785)), "rows hold 784 values, not 785"),
+        (np.zeros((5, 28, 28)), r"expected one image .* got a batch of shape \(5, 28, 28\)"),
+        (np.array(["a", "b"]).reshape(1, 2), "must be real numbers .* got dtype <U1"),
+        (np.ones((28, 28), dtype=complex), "must be real numbers .* got dtype complex128"),
+        (np.ones((28, 28), dtype="m8[s]"), "must be real numbers .* got dtype timedelta64"),
+        (np.full((28, 28), None), "must be real numbers .* got dtype object"),
     ],
 )
 def test_bad_arrays_are_refused_with_the_reason(array: np.ndarray, message: str) -> None:
@@ -412,3 +429,22 @@ def test_a_bomb_just_under_the_pixel_limit_costs_its_decoded_size_once(tmp_path:
         timeout=120,
     )
     assert int(run.stdout) < 400  # peak MiB: the interpreter and libraries, plus 2 x 81 MB
+
+
+def test_a_batch_of_larger_pictures_matches_them_one_by_one(mnist: Dataset) -> None:
+    pages = np.stack([on_paper(image, 3, (110, 100)) for image in mnist.test_images[:4]])
+    pages[2] = 255  # a blank page
+    inputs, found = preprocess_batch(pages)
+    assert found.tolist() == [True, True, False, True]
+    for index in (0, 1, 3):
+        assert np.array_equal(inputs[index], preprocess_array(pages[index]))
+    assert not inputs[2].any()
+
+
+def test_boolean_and_float_arrays_read_as_their_8_bit_equivalents(digit: np.ndarray) -> None:
+    mask = on_paper(digit) > 127
+    assert np.array_equal(preprocess_array(mask), preprocess_array(mask.astype(np.uint8) * 255))
+    colour = np.repeat(on_paper(digit)[..., None], 3, axis=2)
+    from_floats = preprocess_array(colour / 255.0)
+    assert np.array_equal(from_floats, preprocess_array(colour))
+    assert np.array_equal(preprocess_array(colour.astype(np.int64)), from_floats)

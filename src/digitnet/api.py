@@ -25,9 +25,9 @@ from PIL import Image
 from digitnet import checkpoint
 from digitnet.network import INPUT_SIZE, Network
 from digitnet.preprocess import (
-    CANVAS,
     NoDigitError,
     decode_image,
+    is_array_batch,
     load_image,
     preprocess_array,
     preprocess_batch,
@@ -64,9 +64,11 @@ class Model:
 
         images is a file path, the bytes of an image file, a Pillow image, a NumPy array, or
         a list of those. An array is one image when it is (H, W), (784,) or (H, W, 3|4), and a
-        batch when it is (N, 28, 28) or (N, 784). Raises ImageError for unreadable files and
-        NoDigitError for blank images, their message starting with the file's path or, for
-        other items of a list, "item K" (counting from 0).
+        batch when it is (N, H, W) or (N, 784); pictures of any size go through the steps of image
+        files, and pixels are integers within 0-255, booleans, or floats in [0, 1]. Raises
+        ImageError for unreadable files, NoDigitError for blank images and ValueError for other
+        arrays, their message starting with the file's path or, for other items of a list,
+        "item K" (counting from 0).
         """
         return self.predict_inputs(prepare_inputs(images))
 
@@ -138,10 +140,3 @@ def prepare_one(item: ImageLike, name: str = "image") -> NDArray[np.float32]:
             raise NoDigitError(f"image {index} of the batch: no digit found")
         return inputs
     return preprocess_array(array)[np.newaxis]
-
-
-def is_array_batch(array: NDArray[Any]) -> bool:
-    """(N, 28, 28) and (N, 784) are batches; (784,), (H, W) and (H, W, 3|4) single images."""
-    if array.ndim == 2:
-        return bool(array.shape[1] == INPUT_SIZE)
-    return array.ndim == 3 and array.shape[1:] == (CANVAS, CANVAS)

@@ -69,6 +69,14 @@ FORMAT_PLUGINS = {
     "PPM": "PpmImagePlugin",
 }
 SUPPORTED = "PNG, JPEG, BMP, GIF, TIFF, WebP and PPM/PGM/PBM"
+ROW_LENGTH = CANVAS * CANVAS
+# A 2-D array this close to ROW_LENGTH wide, but not that wide, is refused rather than taken for
+# a picture: it is far likelier to be flattened images that lost or kept a column (a label).
+NEAR_ROW = 8
+ARRAY_SHAPES = (
+    "(H, W) or (H, W, 3|4) of one image, (784,) of one flattened 28x28 image, "
+    "or (N, H, W) or (N, 784) of N images"
+)
 
 
 class ImageError(ValueError):
@@ -197,44 +205,94 @@ def preprocess_image(image: Image.Image) -> Gray:
 def preprocess_array(array: NDArray[np.generic]) -> Gray:
     """The MNIST-like (28, 28) float32 input for one image given as a NumPy array.
 
-    Accepts (H, W) grayscale, (784,) as 28x28, or (H, W, 3 or 4) uint8 colour; pixels are
-    uint8 0-255, other integers within 0-255, booleans, or floats in [0, 1].
+    Accepts (H, W) grayscale, (784,) as 28x28, or (H, W, 3|4) RGB or RGBA colour, with pixels
+    as scale_array reads them. A grayscale picture of any size goes through the steps of an
+    image file except the shrinking to WORK_SIZE: arrays are read at full resolution. Raises
+    ValueError for a batch or any other shape (see is_array_batch).
     """
     pixels = np.asarray(array)
-    if pixels.shape == (CANVAS * CANVAS,):
-        pixels = pixels.reshape(CANVAS, CANVAS)
-    if pixels.ndim == 3 and pixels.shape[2] in (3, 4) and pixels.dtype == np.uint8:
-        return preprocess_image(Image.fromarray(pixels))
-    if pixels.ndim != 2 or pixels.size == 0:
+    if is_array_batch(pixels):
         raise ValueError(
-            f"expected one image of shape (H, W), (784,) or (H, W, 3|4), got shape {pixels.shape}"
+            f"expected one image of shape (H, W), (H, W, 3|4) or (784,), got a batch of shape "
+            f"{pixels.shape} (preprocess_batch reads batches)"
         )
+    if pixels.ndim == 3:
+        return preprocess_image(Image.fromarray(colour_bytes(pixels)))
+    if pixels.ndim == 1:
+        pixels = pixels.reshape(CANVAS, CANVAS)
     return to_mnist_like(scale_array(pixels))
 
 
 def preprocess_batch(images: NDArray[np.generic]) -> tuple[Gray, NDArray[np.bool_]]:
     """MNIST-like inputs (N, 28, 28) for a batch (N, H, W) or (N, 784), and where digits were found.
 
-    The rows of images without a digit are left black and marked False. Images that are already
-    MNIST-like are recognised all at once, with the same tests as preprocess_array, so a batch of
-    MNIST digits costs no more than scaling it.
+    The rows of images without a digit are left black and marked False. 28x28 images that are
+    already MNIST-like are recognised all at once, with the same tests as preprocess_array, so a
+    batch of MNIST digits costs no more than scaling it; the others, and pictures of any other
+    size, go through the steps of preprocess_array one by one.
     """
     pixels = np.asarray(images)
-    if pixels.ndim == 2 and pixels.shape[1] == CANVAS * CANVAS:
-        pixels = pixels.reshape(-1, CANVAS, CANVAS)
-    if pixels.ndim != 3 or 0 in pixels.shape[1:]:
+    if not is_array_batch(pixels):
         raise ValueError(f"expected a batch of shape (N, H, W) or (N, 784), got {pixels.shape}")
+    if pixels.ndim == 2:
+        pixels = pixels.reshape(-1, CANVAS, CANVAS)
     gray = scale_array(pixels)
+
     inputs = np.zeros((gray.shape[0], CANVAS, CANVAS), dtype=np.float32)
     found = np.ones(gray.shape[0], dtype=bool)
     ready = already_mnist_like(gray)
-    inputs[ready] = gray[ready]
+    if ready.any():
+        inputs[ready] = gray[ready]
+
     for index in np.flatnonzero(~ready):
         try:
             inputs[index] = to_mnist_like(gray[index])
         except NoDigitError:
             found[index] = False
     return inputs, found
+
+
+def is_array_batch(array: NDArray[np.generic]) -> bool:
+    """Whether an array of pixels is a batch of images, after checking its dtype and shape.
+
+    (N, 784) and (N, H, W) are batches; (H, W), (H, W, 3|4) and (784,) are one image. A last
+    axis of 3 or 4 means colour, so (N, H, 3) is one colour image, not N pictures 3 pixels wide.
+    Raises ValueError for an array of no pixels, for a dtype scale_array refuses, and for any
+    other shape: 1-D but not (784,), 4-D or more, and 2-D within NEAR_ROW of 784 wide.
+    """
+    shape = array.shape
+    check_pixel_dtype(array.dtype)
+    if array.size == 0:
+        raise ValueError(f"holds no images (its shape is {shape})")
+    if len(shape) == 2 and 0 < abs(shape[1] - ROW_LENGTH) <= NEAR_ROW:
+        raise ValueError(
+            f"shape {shape} looks like rows of flattened 28x28 images, but those rows hold "
+            f"{ROW_LENGTH} values, not {shape[1]}"
+        )
+    if len(shape) == 3:
+        return bool(shape[2] not in (3, 4))
+    if len(shape) == 2:
+        return bool(shape[1] == ROW_LENGTH)
+    if shape == (ROW_LENGTH,):
+        return False
+    raise ValueError(f"expected the shape {ARRAY_SHAPES}; got {shape}")
+
+
+def check_pixel_dtype(dtype: np.dtype[np.generic]) -> None:
+    """Raise ValueError unless dtype holds booleans, integers or real floating-point numbers."""
+    if dtype.kind not in "biuf":
+        raise ValueError(
+            f"pixels must be real numbers (booleans, integers or floats), got dtype {dtype}"
+        )
+
+
+def colour_bytes(pixels: NDArray[np.generic]) -> NDArray[np.uint8]:
+    """(H, W, 3|4) colour pixels as the 8-bit values a colour image file holds."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.uint8, copy=False)
+    scaled = np.round(scale_array(pixels) * np.float32(255.0))
+    as_bytes: NDArray[np.uint8] = scaled.astype(np.uint8)
+    return as_bytes
 
 
 def already_mnist_like(gray: Gray) -> NDArray[np.bool_]:
@@ -332,15 +390,20 @@ def reduce_huge(image: Image.Image) -> Image.Image:
 
 
 def scale_array(pixels: NDArray[np.generic]) -> Gray:
-    """Float32 pixels in [0, 1]; uint8 is scaled exactly as the training data is."""
-    if pixels.dtype == np.bool_:
+    """Float32 pixels in [0, 1] from booleans, integers within 0-255 or floats within [0, 1].
+
+    uint8 is scaled exactly as the training data is; True is 1.0. Floats are not rescaled, so
+    0-255 values in a float array are refused rather than guessed at.
+    """
+    check_pixel_dtype(pixels.dtype)
+    if pixels.dtype.kind == "b":
         return pixels.astype(np.float32)
-    if np.issubdtype(pixels.dtype, np.integer):
+    if pixels.dtype.kind in "iu":
         return scale_integers(pixels)
-    if not np.issubdtype(pixels.dtype, np.floating):
-        raise ValueError(f"pixels must be numbers, got dtype {pixels.dtype}")
-    if not np.all(np.isfinite(pixels)):
-        raise ValueError("pixels hold NaN or infinite values")
+    finite = np.isfinite(pixels)
+    if not finite.all():
+        count = finite.size - int(np.count_nonzero(finite))
+        raise ValueError(f"pixels must be finite, got {count} NaN or infinite values")
     low, high = float(pixels.min()), float(pixels.max())
     if low < 0.0 or high > 1.0:
         raise ValueError(

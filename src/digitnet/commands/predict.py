@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +27,7 @@ from digitnet.data import DataError, read_images
 from digitnet.files import write_atomically
 from digitnet.preprocess import (
     ImageError,
+    is_array_batch,
     load_image,
     preprocess_array,
     preprocess_batch,
@@ -40,8 +43,10 @@ Print the digit in each image, its probability and the next two candidates.
 
 Images may be PNG, JPEG, BMP, GIF, TIFF, WebP or PPM/PGM/PBM files of any size, dark ink on
 light paper or light on dark: each is turned into an MNIST-like 28x28 input first.
-An IDX image file or a .npy array of shape (28, 28), (N, 28, 28) or (N, 784) gives one answer
-per image, named FILE[i].
+A .npy array of shape (H, W) is one grayscale picture, (H, W, 3) or (H, W, 4) one RGB or
+RGBA picture and (784,) one flattened 28x28 image; (N, H, W) holds N pictures and (N, 784) N
+flattened 28x28 images. Pixels are integers within 0-255, booleans, or floats in [0, 1].
+An IDX image file or a .npy array of N images gives one answer per image, named FILE[i].
 
 Probabilities are the network's ten sigmoid outputs divided by their sum, so they add up to 1.
 A file that cannot be read, or holds no digit, gets one line on stderr while the others are
@@ -152,33 +157,48 @@ def is_idx(path: Path) -> bool:
 
 
 def load_npy(path: Path) -> NDArray[Any]:
-    """A .npy array, loaded without pickle."""
+    """A .npy array, its header checked first: never unpickled, never larger than the file."""
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not a .npy file")
     with path.open("rb") as handle:
         if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
             raise ImageError(f"{path}: not a .npy array file (no NumPy header)")
-    try:
-        array: NDArray[Any] = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "object arrays" in str(exc).lower():
-            raise ImageError(f"{path}: holds Python objects, which are refused") from None
-        raise
+        handle.seek(0)
+        shape, dtype = read_npy_header(path, handle)
+        declared = math.prod(shape) * dtype.itemsize
+        held = path.stat().st_size - handle.tell()
+    if declared > held:
+        raise ImageError(
+            f"{path}: truncated .npy file (shape {shape} needs {declared} bytes, it holds {held})"
+        )
+    array: NDArray[Any] = np.load(path, allow_pickle=False)
     return array
 
 
-def batch_entries(name: str, images: NDArray[Any]) -> list[Entry]:
-    """Entries for an array of images: one for (H, W), else one per image named NAME[i].
+def read_npy_header(path: Path, handle: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype from a .npy header; Python objects are refused before any is read."""
+    version = np.lib.format.read_magic(handle)
+    if version not in ((1, 0), (2, 0)):
+        raise ImageError(f"{path}: .npy format version {version} is not read")
+    try:
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (ValueError, SyntaxError, tokenize.TokenError, RecursionError) as exc:
+        raise ImageError(f"{path}: malformed .npy header ({type(exc).__name__})") from None
+    if dtype.hasobject:
+        raise ImageError(f"{path}: holds Python objects, which are refused")
+    return tuple(shape), dtype
 
-    (784,) is one flattened 28x28 image and (H, W, 3|4) one colour image.
+
+def batch_entries(name: str, images: NDArray[Any]) -> list[Entry]:
+    """Entries for an array: one for a single image, else one per image named NAME[i].
+
+    Which shapes are one image and which a batch is preprocess.is_array_batch's to say.
     """
-    if images.shape == (28 * 28,):
-        images = images.reshape(28, 28)
-    if images.ndim == 3 and images.shape[2] in (3, 4) and images.shape[1:] != (28, 28):
+    if not is_array_batch(images):
         return [Entry(name, pixels=preprocess_array(images))]
-    if images.ndim == 2 and images.shape[1] != 28 * 28:
-        inputs, found = preprocess_batch(images[np.newaxis])
-        return [entry_of(name, None, inputs[0], bool(found[0]))]
     inputs, found = preprocess_batch(images)
     return [entry_of(name, i, inputs[i], bool(found[i])) for i in range(inputs.shape[0])]
 
