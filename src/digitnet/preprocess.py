@@ -592,7 +592,10 @@ def check_contrast(foreground: Gray, strong: NDArray[np.bool_]) -> None:
     contrast = float(np.median(ink)) - float(np.median(paper))
     noise = max(float(paper.std()), 1e-3)
     if contrast < MIN_CONTRAST:
-        raise NoDigitError(f"no digit found (the faint marks differ by {contrast:.2f} only)")
+        raise NoDigitError(
+            f"no digit found (the marks differ from the paper by only {contrast:.0%} "
+            "of the grey range)"
+        )
     if contrast < MIN_SEPARATION * noise:
         raise NoDigitError("no digit found (no marks stand out from the paper's noise)")
 
