@@ -376,6 +376,10 @@ FAULTS: dict[str, tuple[Edit, str]] = {
         set_nested("config", "dropout", 1.5),
         r"refused training settings \(dropout must be in \[0, 1\), got 1.5\)",
     ),
+    "learning rate beyond float's range": (
+        set_nested("config", "learning_rate", 10**400),
+        r"setting 'learning_rate' must be a finite number, got 1000",
+    ),
     "settings for another network": (
         set_nested("config", "hidden", [16]),
         r"weights are for a \(784, 8, 10\) .* settings describe \(784, 16, 10\)",

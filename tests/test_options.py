@@ -187,6 +187,16 @@ def test_config_rejects_unknown_options(field: str, value: object) -> None:
         TrainConfig(**{field: value})
 
 
+@pytest.mark.parametrize("field", ["learning_rate", "weight_decay", "warmup_epochs"])
+@pytest.mark.parametrize("value", [10**400, float("inf"), float("nan")])
+def test_config_refuses_numbers_no_float_can_hold_in_a_short_message(
+    field: str, value: float
+) -> None:
+    with pytest.raises(ValueError, match=field.replace("_", " ")) as refused:
+        TrainConfig(**{field: value})
+    assert len(str(refused.value)) < 120
+
+
 def test_cli_trains_a_deep_relu_softmax_network(tmp_path: Path, mnist: Dataset, capsys) -> None:
     from conftest import write_dataset
 

@@ -6,6 +6,8 @@ lists the allowed values of the fields that take a name.
 
 from __future__ import annotations
 
+import math
+import reprlib
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -23,6 +25,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": SCHEDULES,
     "augment": AUGMENTATIONS,
 }
+
+
+def is_finite(value: float) -> bool:
+    """Whether value is a finite number; an integer too large for a float is not."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass
@@ -64,7 +74,7 @@ class TrainConfig:
         for name, (ok, rule) in self.rules().items():
             if not ok:
                 label = name.replace("_", " ")
-                raise ValueError(f"{label} must be {rule}, got {getattr(self, name)}")
+                raise ValueError(f"{label} must be {rule}, got {reprlib.repr(getattr(self, name))}")
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(
@@ -73,12 +83,11 @@ class TrainConfig:
 
     def rules(self) -> dict[str, tuple[bool, str]]:
         """Whether each numeric setting is valid, and the rule it must follow."""
-        finite = np.isfinite
         return {
             "epochs": (self.epochs >= 1, "at least 1"),
             "batch_size": (self.batch_size >= 1, "at least 1"),
             "learning_rate": (
-                self.learning_rate > 0 and finite(self.learning_rate),
+                self.learning_rate > 0 and is_finite(self.learning_rate),
                 "a positive finite number",
             ),
             "hidden": (
@@ -86,10 +95,16 @@ class TrainConfig:
                 "one or more positive widths",
             ),
             "dropout": (0.0 <= self.dropout < 1.0, "in [0, 1)"),
-            "weight_decay": (0.0 <= self.weight_decay < np.inf, "0 or a positive finite number"),
+            "weight_decay": (
+                self.weight_decay >= 0.0 and is_finite(self.weight_decay),
+                "0 or a positive finite number",
+            ),
             "momentum": (0.0 <= self.momentum < 1.0, "in [0, 1)"),
             "beta2": (0.0 <= self.beta2 < 1.0, "in [0, 1)"),
-            "warmup_epochs": (0.0 <= self.warmup_epochs < np.inf, "0 or more"),
+            "warmup_epochs": (
+                self.warmup_epochs >= 0.0 and is_finite(self.warmup_epochs),
+                "0 or more, and finite",
+            ),
             "step_epochs": (self.step_epochs >= 1, "at least 1"),
             "step_gamma": (0.0 < self.step_gamma <= 1.0, "in (0, 1]"),
             "patience": (self.patience >= 0, "0 or more"),

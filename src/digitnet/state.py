@@ -172,8 +172,13 @@ def checkpoint_config(path: Path, meta: dict[str, Any]) -> TrainConfig:
                 f"{path}: setting {item.name!r} must be {expected}, "
                 f"got {short_repr(settings[item.name])}"
             )
+    as_floats = {
+        name: float(value)
+        for name, value in settings.items()
+        if isinstance(getattr(defaults, name, None), float)
+    }
     try:
-        return TrainConfig.from_dict(settings)
+        return TrainConfig.from_dict({**settings, **as_floats})
     except ValueError as exc:
         raise ModelFileError(f"{path}: refused training settings ({exc})") from None
 
@@ -323,8 +328,13 @@ def history_row_is_valid(row: object, number: int) -> bool:
 
 
 def is_finite_number(value: object) -> bool:
-    """An int or float (not a bool) that is finite."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or float (not a bool) that is finite, as a float too."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float's range
+        return False
 
 
 def checkpoint_rng(path: Path, saved: object) -> np.random.Generator:
