@@ -61,6 +61,16 @@ def test_a_diverging_run_stops_with_advice(mnist: Dataset) -> None:
         )
 
 
+def test_weights_that_overflow_in_an_epochs_last_step_stop_the_run(mnist: Dataset) -> None:
+    """One step per epoch: its loss is finite, and only the update after it overflows."""
+    data = small_dataset(mnist, 200, 10)
+    config = TrainConfig(
+        epochs=1, batch_size=200, learning_rate=1e10, weight_decay=1e30, validation_size=0
+    )
+    with pytest.raises(TrainingDivergedError, match=r"W1.* became infinite or NaN in epoch 1"):
+        fit(config, data)
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("epochs", 0), ("batch_size", 0), ("learning_rate", -1.0), ("hidden", (0,))],

@@ -117,7 +117,23 @@ def train_epoch(
         state.optimizer.step(network.params, grads, rate)
         if on_batch is not None:
             on_batch(batch.shape[0])
+    check_finite_state(state)
     return total_loss / float(X.shape[0]), rate
+
+
+def check_finite_state(state: TrainingState) -> None:
+    """Raise TrainingDivergedError if a weight or optimizer value overflowed in the last steps.
+
+    The loss is checked before each step, so an overflow in the epoch's last updates would
+    otherwise reach the checkpoint, which is then refused on --resume.
+    """
+    arrays = {**state.network.params, **state.optimizer.state}
+    broken = sorted(name for name, value in arrays.items() if not np.isfinite(value).all())
+    if broken:
+        raise TrainingDivergedError(
+            f"{', '.join(broken)} became infinite or NaN in epoch {state.epoch + 1}; "
+            f"try a lower learning rate than {state.config.learning_rate}"
+        )
 
 
 def fit(
