@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from digitnet.files import write_atomically
 from digitnet.network import INPUT_SIZE, NUM_CLASSES, Network, check_params
+from digitnet.values import excerpt
 
 FORMAT_VERSION = 1
 METADATA_KEY = "metadata"
@@ -234,6 +235,8 @@ def parse_metadata(path: Path, blob: NDArray[Any] | None) -> dict[str, Any]:
         metadata = json.loads(blob.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: metadata is not valid JSON ({exc})") from None
+    except ValueError:  # json refuses integers of more digits than Python converts
+        raise ModelFileError(f"{path}: metadata holds a number too long to read") from None
     except RecursionError:
         raise ModelFileError(f"{path}: metadata is JSON nested too deeply to read") from None
     if not isinstance(metadata, dict):
@@ -267,7 +270,7 @@ def check_sizes(path: Path, sizes: object) -> None:
     ):
         raise ModelFileError(
             f"{path}: metadata 'sizes' must be a list of 2 to {MAX_LAYERS + 1} positive "
-            f"integers, got {short_repr(sizes)}"
+            f"integers, got {excerpt(sizes)}"
         )
     if sizes[0] != INPUT_SIZE or sizes[-1] != NUM_CLASSES:
         raise ModelFileError(
@@ -288,14 +291,7 @@ def check_known_fields(path: Path, metadata: dict[str, Any]) -> None:
         value = metadata.get(key)
         if key in metadata and (not isinstance(value, types) or isinstance(value, bool)):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ModelFileError(
-                f"{path}: metadata '{key}' must be {names}, got {short_repr(value)}"
-            )
-
-
-def short_repr(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+            raise ModelFileError(f"{path}: metadata '{key}' must be {names}, got {excerpt(value)}")
 
 
 __all__ = [

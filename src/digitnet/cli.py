@@ -37,7 +37,7 @@ EXIT_STATUSES = {
     EXIT_OK: "success",
     EXIT_ERROR: "bad input: a missing, unreadable or malformed file, or a failed save",
     EXIT_USAGE: "bad command line: unknown flag, missing argument or invalid flag value",
-    EXIT_DIVERGED: "training diverged: the loss became NaN or infinite",
+    EXIT_DIVERGED: "training diverged: the loss, a weight or an optimizer value became NaN or inf",
     EXIT_INTERNAL: "internal error: a bug in digitnet; rerun with --debug and report it",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C",
     EXIT_BROKEN_PIPE: "output closed early, e.g. piped into head; nothing is printed",

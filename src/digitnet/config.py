@@ -6,8 +6,6 @@ lists the allowed values of the fields that take a name.
 
 from __future__ import annotations
 
-import math
-import reprlib
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -17,6 +15,7 @@ from digitnet.activations import HIDDEN_ACTIVATIONS, OUTPUTS
 from digitnet.augment import AUGMENTATIONS
 from digitnet.network import INPUT_SIZE, NUM_CLASSES
 from digitnet.optim import OPTIMIZERS, SCHEDULES
+from digitnet.values import excerpt, is_finite
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "activation": HIDDEN_ACTIVATIONS,
@@ -25,14 +24,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": SCHEDULES,
     "augment": AUGMENTATIONS,
 }
-
-
-def is_finite(value: float) -> bool:
-    """Whether value is a finite number; an integer too large for a float is not."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 @dataclass
@@ -74,7 +65,7 @@ class TrainConfig:
         for name, (ok, rule) in self.rules().items():
             if not ok:
                 label = name.replace("_", " ")
-                raise ValueError(f"{label} must be {rule}, got {reprlib.repr(getattr(self, name))}")
+                raise ValueError(f"{label} must be {rule}, got {excerpt(getattr(self, name))}")
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(

@@ -8,7 +8,6 @@ atomically in the model-file container (digitnet.checkpoint) with "kind": "check
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
@@ -21,11 +20,11 @@ from digitnet.checkpoint import (
     load_arrays,
     network_from_arrays,
     save_arrays,
-    short_repr,
 )
 from digitnet.config import TrainConfig
 from digitnet.network import Network, check_params, init_network
 from digitnet.optim import Optimizer, make_optimizer
+from digitnet.values import excerpt, is_finite_number
 
 Array = NDArray[np.floating]
 
@@ -170,7 +169,7 @@ def checkpoint_config(path: Path, meta: dict[str, Any]) -> TrainConfig:
             expected = setting_type_name(getattr(defaults, item.name))
             raise ModelFileError(
                 f"{path}: setting {item.name!r} must be {expected}, "
-                f"got {short_repr(settings[item.name])}"
+                f"got {excerpt(settings[item.name])}"
             )
     as_floats = {
         name: float(value)
@@ -264,7 +263,7 @@ def checkpoint_best(
     if not (accuracy is None or (is_finite_number(accuracy) and 0 <= accuracy <= 1)):
         raise ModelFileError(
             f"{path}: checkpoint 'best_accuracy' must be null or a number from 0 to 1, "
-            f"got {short_repr(accuracy)}"
+            f"got {excerpt(accuracy)}"
         )
     if (accuracy is None) != (not best):
         held = "weights but no accuracy" if best else "an accuracy but no weights"
@@ -291,7 +290,7 @@ def whole_number(path: Path, name: str, value: object, high: int | None = None) 
     """A counter from the metadata: an integer from 0 (to high, when given)."""
     if type(value) is not int or value < 0 or (high is not None and value > high):
         rule = "a whole number from 0" + ("" if high is None else f" to {high}")
-        raise ModelFileError(f"{path}: checkpoint '{name}' must be {rule}, got {short_repr(value)}")
+        raise ModelFileError(f"{path}: checkpoint '{name}' must be {rule}, got {excerpt(value)}")
     return value
 
 
@@ -300,13 +299,13 @@ def checkpoint_history(path: Path, rows: object, epoch: int) -> History:
     if not isinstance(rows, list) or len(rows) != epoch:
         raise ModelFileError(
             f"{path}: checkpoint 'history' must list the {epoch} completed epochs, "
-            f"got {short_repr(rows)}"
+            f"got {excerpt(rows)}"
         )
     for number, row in enumerate(rows, start=1):
         if not history_row_is_valid(row, number):
             raise ModelFileError(
                 f"{path}: history row {number} is not the statistics of epoch {number}: "
-                f"{short_repr(row)}"
+                f"{excerpt(row)}"
             )
     return History.from_list(rows)
 
@@ -327,22 +326,12 @@ def history_row_is_valid(row: object, number: int) -> bool:
     )
 
 
-def is_finite_number(value: object) -> bool:
-    """An int or float (not a bool) that is finite, as a float too."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond float's range
-        return False
-
-
 def checkpoint_rng(path: Path, saved: object) -> np.random.Generator:
     """The generator, restored from a PCG64 state as numpy's bit_generator.state gives it."""
     if not is_pcg64_state(saved):
         raise ModelFileError(
             f"{path}: checkpoint 'rng' is not the state of numpy's PCG64 generator, "
-            f"got {short_repr(saved)}"
+            f"got {excerpt(saved)}"
         )
     rng = np.random.Generator(np.random.PCG64())
     rng.bit_generator.state = saved
@@ -372,7 +361,7 @@ def checkpoint_source(path: Path, source: object) -> dict[str, Any]:
     if not isinstance(source, dict) or not isinstance(source.get("data"), (str, type(None))):
         raise ModelFileError(
             f"{path}: checkpoint 'source' must be {{\"data\": folder or null}}, "
-            f"got {short_repr(source)}"
+            f"got {excerpt(source)}"
         )
     return dict(source)
 
@@ -381,7 +370,7 @@ def checkpoint_threads(path: Path, threads: object) -> int | None:
     """The BLAS thread count the run trained with; None in files that do not record it."""
     if threads is not None and (type(threads) is not int or threads < 1):
         raise ModelFileError(
-            f"{path}: checkpoint 'threads' must be a whole number from 1, got {short_repr(threads)}"
+            f"{path}: checkpoint 'threads' must be a whole number from 1, got {excerpt(threads)}"
         )
     return threads
 

@@ -24,9 +24,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 THREADS_ENV = "DIGITNET_THREADS"
 
-# Measured on a machine with two cores (docs/benchmarks.md). With the second core free, two
-# threads took 1.10 times one thread's time per epoch at batch 32, 0.91 at 128 and 0.75 at 256;
-# with other processes on it, two threads took 2 to 15 times as long at every batch size. So a
+# Measured on machines with two cores (docs/benchmarks.md). With the second core free, two
+# threads took 0.98 times one thread's time per epoch at batch 32, 0.75 at 128 and 0.65 at 256;
+# with other processes on it, two threads took 2 to 8 times as long at every batch size. So a
 # second thread only from batch 128, and only where the machine has cores to spare; "four
 # cores" is a guess at what "to spare" takes, not a measured threshold.
 TWO_THREADS_FROM_BATCH = 128

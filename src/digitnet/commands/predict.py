@@ -189,6 +189,8 @@ def read_npy_header(path: Path, handle: IO[bytes]) -> tuple[tuple[int, ...], np.
         raise ImageError(f"{path}: malformed .npy header ({type(exc).__name__})") from None
     if dtype.hasobject:
         raise ImageError(f"{path}: holds Python objects, which are refused")
+    if any(size < 0 for size in shape):
+        raise ImageError(f"{path}: malformed .npy header (negative size in shape {shape})")
     return tuple(shape), dtype
 
 

@@ -1,7 +1,7 @@
 """`digitnet serve`: the draw-a-digit page on a local web server (waitress).
 
-waitress and the Flask application are imported only when the server starts: the command line
-imports every command module, and `digitnet predict` or `train` should not pay for a web stack.
+waitress and the Flask application are imported only when the server starts, so that
+`digitnet --help`, which builds every command's parser, does not pay for a web stack.
 """
 
 from __future__ import annotations

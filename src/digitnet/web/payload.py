@@ -18,7 +18,6 @@ import binascii
 import io
 import json
 import math
-import reprlib
 import sys
 import warnings
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from digitnet.preprocess import ImageError, decode_image, open_supported
+from digitnet.values import excerpt
 
 MEBIBYTE = 1024 * 1024
 MAX_BODY_BYTES = 16 * MEBIBYTE  # a 12 MB photo, base64-encoded
@@ -35,8 +35,6 @@ SIDE = 28
 MAX_IMAGE_PIXELS = 40_000_000
 
 # Values quoted in error messages are cut to a few dozen characters ('abc...xyz', [1, 2, ...]).
-EXCERPT = reprlib.Repr()
-EXCERPT.maxstring = EXCERPT.maxother = 40
 
 
 class PayloadError(ValueError):
@@ -68,7 +66,7 @@ def parse_body(body: bytes) -> ImageInput | PixelInput:
 
     unknown = sorted(set(request) - set(FIELDS))
     if unknown:
-        fields = EXCERPT.repr(unknown)
+        fields = excerpt(unknown)
         raise PayloadError(422, f"unknown field(s) {fields}; send one of 'image' or 'pixels'")
     given = [name for name in FIELDS if name in request]
     if len(given) != 1:
@@ -151,7 +149,7 @@ def check_pixels(value: object) -> list[list[float]]:
             )
         for column, pixel in enumerate(row):
             if not is_unit_number(pixel):
-                got = EXCERPT.repr(pixel)
+                got = excerpt(pixel)
                 raise PayloadError(
                     422, f"'pixels'[{index}][{column}] must be a number in [0, 1], got {got}"
                 )
