@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tracemalloc
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def network() -> Network:
     return init_network((784, 128, 10), np.random.default_rng(3))
 
 
-def rewrite(path: Path, target: Path, change) -> Path:
+def rewrite(path: Path, target: Path, change: Callable[[dict[str, np.ndarray]], object]) -> Path:
     """Copy the arrays of path into target after change(arrays) edits them."""
     with np.load(path) as archive:
         arrays = {name: archive[name] for name in archive.files}
@@ -161,11 +162,11 @@ class Exploit:
     def __init__(self, marker: str) -> None:
         self.marker = marker
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[Path], None], tuple[Path]]:
         return (Path.touch, (Path(self.marker),))
 
 
-def edit_metadata(path: Path, target: Path, change) -> Path:
+def edit_metadata(path: Path, target: Path, change: Callable[[dict[str, Any]], object]) -> Path:
     """Copy path to target with change(metadata) applied to its JSON metadata."""
 
     def edit(arrays: dict) -> None:

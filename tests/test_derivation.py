@@ -65,7 +65,9 @@ CHECKS_HEADING = "## Which test checks each gradient, update and schedule"
 Vector = np.ndarray
 
 
-def central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5):
+def central_difference(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
     """(f(x + h e_i) - f(x - h e_i)) / 2h for every entry i of x, in the shape of x (eq. 14)."""
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
@@ -227,7 +229,7 @@ def check_batch_mean() -> None:
         assert_close(mean, code[f"d{name}"], numeric)
 
 
-def numerical_gradient_of(network: Network, X: np.ndarray, Y: np.ndarray, name: str):
+def numerical_gradient_of(network: Network, X: np.ndarray, Y: np.ndarray, name: str) -> np.ndarray:
     """Central differences of the mean loss for every entry of one parameter."""
     shape = network.params[name].shape
     values = numerical_gradient(network, X, Y, name, list(np.ndindex(shape)))

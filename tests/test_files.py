@@ -119,7 +119,10 @@ def test_ctrl_c_during_a_save_keeps_the_previous_file(
 
 
 def test_the_cli_reports_a_failed_save_in_one_line(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path,
+    small_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     output = tmp_path / "m.npz"
     argv = ["train", "--data", str(small_data), "--epochs", "1", "--validation-size", "100"]
@@ -144,7 +147,7 @@ def test_the_cli_reports_a_failed_save_in_one_line(
 
 
 def test_train_checks_the_output_folder_before_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def must_not_load(directory: object) -> None:
         raise AssertionError("the data was loaded before the output path was checked")
@@ -193,7 +196,10 @@ def contents(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_failed_show_keeps_the_previous_picture(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path,
+    small_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     output = tmp_path / "digits.png"
     argv = ["show", "--data", str(small_data), "--count", "4", "--output", str(output)]
@@ -213,7 +219,11 @@ def test_a_failed_show_keeps_the_previous_picture(
 
 @pytest.mark.parametrize("failing", ["confusion-matrix.png", "report.json", "index.html"])
 def test_a_failed_report_keeps_every_previous_file_whole(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys, failing: str
+    tmp_path: Path,
+    small_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failing: str,
 ) -> None:
     first, second = tmp_path / "first.npz", tmp_path / "second.npz"
     save_model(first, init_network((784, 16, 10), np.random.default_rng(1)), {})
@@ -248,7 +258,10 @@ def assert_whole(folder: Path) -> None:
 
 
 def test_a_failed_show_input_keeps_the_previous_picture(
-    tmp_path: Path, mnist: Dataset, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path,
+    mnist: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for digit in (0, 1):
         Image.fromarray(mnist.test_images[digit]).save(tmp_path / f"d{digit}.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ OUTPUTS = ("sigmoid", "softmax")
 REGULARIZERS = ("none", "dropout", "decay", "dropout+decay")
 
 
-def random_problem(hidden: tuple[int, ...], activation: str, output: str, seed: int = 0):
+def random_problem(
+    hidden: tuple[int, ...], activation: str, output: str, seed: int = 0
+) -> tuple[Network, np.ndarray, np.ndarray, np.random.Generator]:
     """A float64 network with non-zero biases, random inputs and one-hot targets."""
     rng = np.random.default_rng(seed)
     sizes = (12, *hidden, 10)
@@ -39,7 +42,9 @@ def random_problem(hidden: tuple[int, ...], activation: str, output: str, seed: 
     return network, X, Y, rng
 
 
-def numerical_gradients(network: Network, loss, h: float = 1e-5) -> dict[str, np.ndarray]:
+def numerical_gradients(
+    network: Network, loss: Callable[[], float], h: float = 1e-5
+) -> dict[str, np.ndarray]:
     """Central differences (L(theta + h) - L(theta - h)) / 2h for every parameter entry."""
     grads = {}
     for name, param in network.params.items():
@@ -197,7 +202,9 @@ def test_config_refuses_numbers_no_float_can_hold_in_a_short_message(
     assert len(str(refused.value)) < 120
 
 
-def test_cli_trains_a_deep_relu_softmax_network(tmp_path: Path, mnist: Dataset, capsys) -> None:
+def test_cli_trains_a_deep_relu_softmax_network(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
     from conftest import write_dataset
 
     folder = write_dataset(tmp_path / "data", small_dataset(mnist, 600, 100))
@@ -214,7 +221,7 @@ def test_cli_trains_a_deep_relu_softmax_network(tmp_path: Path, mnist: Dataset, 
     assert summary["test_accuracy"] > 0.5
 
 
-def test_cli_rejects_bad_hidden_widths(capsys) -> None:
+def test_cli_rejects_bad_hidden_widths(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--hidden", "128,abc"])
     assert exit_info.value.code == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ def grid_pixels(count: int, columns: int, title: bool) -> tuple[int, int]:
     return round((rows * 1.3 + (0.4 if title else 0)) * DPI), columns * DPI
 
 
-def test_show_writes_a_grid_of_the_expected_size(tmp_path: Path, small_data: Path, capsys) -> None:
+def test_show_writes_a_grid_of_the_expected_size(
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     output = tmp_path / "digits.png"
     argv = ["show", "--data", str(small_data), "--split", "test", "--count", "12"]
     assert main([*argv, "--columns", "5", "--output", str(output)]) == 0
@@ -50,7 +53,13 @@ def test_show_captions_are_the_labels_of_the_drawn_images(
 ) -> None:
     drawn: dict[str, object] = {}
 
-    def record(images, captions, path, columns, title):
+    def record(
+        images: np.ndarray,
+        captions: Sequence[str],
+        path: str | Path,
+        columns: int,
+        title: str | None,
+    ) -> Path:
         drawn.update(images=images, captions=captions)
         return Path(path)
 
@@ -87,7 +96,11 @@ def test_show_is_reproducible_and_the_seed_changes_the_choice(
     ],
 )
 def test_show_rejects_impossible_flag_values_as_one_line_usage_errors(
-    tmp_path: Path, small_data: Path, capsys, flags: list[str], message: str
+    tmp_path: Path,
+    small_data: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
 ) -> None:
     output = tmp_path / "d.png"
     assert main(["show", "--data", str(small_data), *flags, "--output", str(output)]) == 2
@@ -97,7 +110,7 @@ def test_show_rejects_impossible_flag_values_as_one_line_usage_errors(
 
 
 def test_show_into_a_missing_folder_fails_without_leaving_files(
-    tmp_path: Path, small_data: Path, capsys
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "nowhere" / "d.png"
     assert main(["show", "--data", str(small_data), "--output", str(output)]) == 1
