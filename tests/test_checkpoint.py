@@ -86,7 +86,7 @@ def test_load_refuses_a_misshapen_array(tmp_path: Path, network: Network) -> Non
 def test_load_refuses_non_finite_values(tmp_path: Path, network: Network) -> None:
     path = save_model(tmp_path / "model.npz", network, {})
 
-    def poison(arrays: dict) -> None:
+    def poison(arrays: dict[str, np.ndarray]) -> None:
         arrays["b1"] = arrays["b1"].copy()
         arrays["b1"][5] = np.nan
 
@@ -97,7 +97,7 @@ def test_load_refuses_non_finite_values(tmp_path: Path, network: Network) -> Non
 def test_load_refuses_a_newer_format_version(tmp_path: Path, network: Network) -> None:
     path = save_model(tmp_path / "model.npz", network, {})
 
-    def bump(arrays: dict) -> None:
+    def bump(arrays: dict[str, np.ndarray]) -> None:
         meta = json.loads(arrays["metadata"].tobytes())
         meta["format_version"] = 99
         arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -169,7 +169,7 @@ class Exploit:
 def edit_metadata(path: Path, target: Path, change: Callable[[dict[str, Any]], object]) -> Path:
     """Copy path to target with change(metadata) applied to its JSON metadata."""
 
-    def edit(arrays: dict) -> None:
+    def edit(arrays: dict[str, np.ndarray]) -> None:
         meta = json.loads(arrays["metadata"].tobytes())
         change(meta)
         arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)

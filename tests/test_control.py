@@ -467,7 +467,7 @@ def thread_counts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     import digitnet.train
 
     counts: list[int] = []
-    real = digitnet.train.blas_threads
+    real = digitnet.threads.blas_threads
 
     def recording(count: int) -> Any:
         counts.append(count)

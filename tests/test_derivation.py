@@ -30,7 +30,7 @@ SOURCES = ROOT / "src" / "digitnet"
 GRADIENT_EQUATIONS = ("4", "8", "9", "10", "11", "12", "13", "102", "104")
 EVERY_OPTION = "test_options.py::test_gradients_match_finite_differences_for_every_option"
 # Each gradient, update and schedule equation, and the tests that check it.
-CHECKED_BY = {
+CHECKED_BY: dict[str, list[str]] = {
     "4": ["test_derivation.py::check_sigmoid_derivative"],
     "8": ["test_derivation.py::check_output_error"],
     "9": ["test_derivation.py::check_input_error"],
@@ -296,7 +296,10 @@ def test_every_equation_is_a_value_or_a_checked_gradient_or_update() -> None:
     assert not uncited, f"checked but not cited by the code: {uncited}"
 
 
-@pytest.mark.parametrize("number", sorted(CHECKED_BY, key=int))
+CHECKED_NUMBERS: list[str] = sorted(CHECKED_BY, key=int)
+
+
+@pytest.mark.parametrize("number", CHECKED_NUMBERS)
 def test_every_check_named_for_an_equation_exists(number: str) -> None:
     for test in CHECKED_BY[number]:
         file, function = test.split("::")

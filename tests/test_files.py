@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitnet import files
 from digitnet.checkpoint import load_model, save_model
 from digitnet.checkpoint import write_atomically as write_atomically_from_checkpoint
 from digitnet.cli import main
@@ -52,7 +52,8 @@ def fill_disk_after(
     real_fdopen = os.fdopen
     failure = failure or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(
-        files.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode), room, failure)
+        "digitnet.files.os.fdopen",
+        lambda fd, mode: FullDisk(real_fdopen(fd, mode), room, failure),
     )
 
 
@@ -129,7 +130,7 @@ def test_the_cli_reports_a_failed_save_in_one_line(
     assert main([*argv, "--output", str(output), "--quiet"]) == 0
     before = output.read_bytes()
 
-    real_save_model = train_command.save_model
+    real_save_model = save_model
 
     def save_model_on_a_full_disk(*args: Any, **kwargs: Any) -> Path:
         fill_disk_after(monkeypatch, 4096)
@@ -171,7 +172,7 @@ def test_the_helper_stays_importable_from_checkpoint() -> None:
 
 def fail_writes_to(monkeypatch: pytest.MonkeyPatch, name: str, room: int = 200) -> None:
     """Make saves of files called name fail like a full disk after room bytes; others succeed."""
-    real_mkstemp, real_fdopen = files.tempfile.mkstemp, os.fdopen
+    real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
     doomed: set[int] = set()
 
     def mkstemp(**kwargs: Any) -> tuple[int, str]:
@@ -187,8 +188,8 @@ def fail_writes_to(monkeypatch: pytest.MonkeyPatch, name: str, room: int = 200) 
         failure = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return FullDisk(handle, room, failure)
 
-    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(files.os, "fdopen", fdopen)
+    monkeypatch.setattr("digitnet.files.tempfile.mkstemp", mkstemp)
+    monkeypatch.setattr("digitnet.files.os.fdopen", fdopen)
 
 
 def contents(folder: Path) -> dict[str, bytes]:

@@ -7,6 +7,7 @@ import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,7 +172,8 @@ def test_model_files_without_architecture_load_as_the_seed_network(tmp_path: Pat
     blob = np.frombuffer(
         json.dumps({"format_version": 1, "sizes": [784, 16, 10]}).encode(), np.uint8
     )
-    np.savez(tmp_path / "old.npz", metadata=blob, **network.params)
+    arrays: dict[str, Any] = {"metadata": blob, **network.params}
+    np.savez(tmp_path / "old.npz", **arrays)
     loaded, _ = load_model(tmp_path / "old.npz")
     assert (loaded.activation, loaded.output) == ("sigmoid", "sigmoid")
 
@@ -188,8 +190,9 @@ def test_hidden_widths_parse_from_text(text: str, widths: tuple[int, ...]) -> No
     [("dropout", 1.0), ("activation", "swish"), ("optimizer", "lbfgs"), ("hidden", (64, 0))],
 )
 def test_config_rejects_unknown_options(field: str, value: object) -> None:
+    overrides: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field):
-        TrainConfig(**{field: value})
+        TrainConfig(**overrides)
 
 
 @pytest.mark.parametrize("field", ["learning_rate", "weight_decay", "warmup_epochs"])
@@ -197,8 +200,9 @@ def test_config_rejects_unknown_options(field: str, value: object) -> None:
 def test_config_refuses_numbers_no_float_can_hold_in_a_short_message(
     field: str, value: float
 ) -> None:
+    overrides: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field.replace("_", " ")) as refused:
-        TrainConfig(**{field: value})
+        TrainConfig(**overrides)
     assert len(str(refused.value)) < 120
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ from conftest import small_dataset, write_dataset
 from digitnet import plots
 from digitnet.cli import main
 from digitnet.data import Dataset
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 100  # pixels per inch the figures are documented to use
 
@@ -51,7 +55,7 @@ def test_show_writes_a_grid_of_the_expected_size(
 def test_show_captions_are_the_labels_of_the_drawn_images(
     tmp_path: Path, small_data: Path, mnist: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    drawn: dict[str, object] = {}
+    drawn: dict[str, Any] = {}
 
     def record(
         images: np.ndarray,
@@ -135,9 +139,14 @@ def test_learning_curves_mark_whole_epochs_only(
         {"epoch": e, "train_loss": 1.0 / e, "val_accuracy": 0.9, "seconds": 1.0}
         for e in range(1, count + 1)
     ]
-    drawn = []
+    drawn: list[Figure] = []
     save = plots.save_figure
-    monkeypatch.setattr(plots, "save_figure", lambda f, p: drawn.append(f) or save(f, p))
+
+    def record(figure: Figure, path: str | Path) -> Path:
+        drawn.append(figure)
+        return save(figure, path)
+
+    monkeypatch.setattr(plots, "save_figure", record)
     plots.draw_learning_curves(history, tmp_path / "curves.png")
 
     for ax in drawn[0].axes:

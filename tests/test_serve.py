@@ -96,7 +96,7 @@ def test_open_flag_opens_the_page_in_a_browser(
     trained_model: Path, stopped_server: StoppedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
-    monkeypatch.setattr(serve.webbrowser, "open", opened.append)
+    monkeypatch.setattr("digitnet.commands.serve.webbrowser.open", opened.append)
     assert main(["serve", "--model", str(trained_model), "--open"]) == 0
     assert opened == ["http://127.0.0.1:8123/"]
 
