@@ -44,7 +44,8 @@ def lighting(shape: tuple[int, int], rng: np.random.Generator) -> NDArray[np.flo
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.cos(angle) * rows + np.sin(angle) * cols
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-9)
-    return 1.0 - rng.uniform(0.2, 0.45) * ramp
+    shade: NDArray[np.float64] = 1.0 - rng.uniform(0.2, 0.45) * ramp
+    return shade
 
 
 def texture(shape: tuple[int, int], rng: np.random.Generator) -> NDArray[np.float64]:

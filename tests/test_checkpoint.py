@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tracemalloc
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def network() -> Network:
     return init_network((784, 128, 10), np.random.default_rng(3))
 
 
-def rewrite(path: Path, target: Path, change) -> Path:
+def rewrite(path: Path, target: Path, change: Callable[[dict[str, np.ndarray]], object]) -> Path:
     """Copy the arrays of path into target after change(arrays) edits them."""
     with np.load(path) as archive:
         arrays = {name: archive[name] for name in archive.files}
@@ -85,7 +86,7 @@ def test_load_refuses_a_misshapen_array(tmp_path: Path, network: Network) -> Non
 def test_load_refuses_non_finite_values(tmp_path: Path, network: Network) -> None:
     path = save_model(tmp_path / "model.npz", network, {})
 
-    def poison(arrays: dict) -> None:
+    def poison(arrays: dict[str, np.ndarray]) -> None:
         arrays["b1"] = arrays["b1"].copy()
         arrays["b1"][5] = np.nan
 
@@ -96,7 +97,7 @@ def test_load_refuses_non_finite_values(tmp_path: Path, network: Network) -> Non
 def test_load_refuses_a_newer_format_version(tmp_path: Path, network: Network) -> None:
     path = save_model(tmp_path / "model.npz", network, {})
 
-    def bump(arrays: dict) -> None:
+    def bump(arrays: dict[str, np.ndarray]) -> None:
         meta = json.loads(arrays["metadata"].tobytes())
         meta["format_version"] = 99
         arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -161,14 +162,14 @@ class Exploit:
     def __init__(self, marker: str) -> None:
         self.marker = marker
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[Path], None], tuple[Path]]:
         return (Path.touch, (Path(self.marker),))
 
 
-def edit_metadata(path: Path, target: Path, change) -> Path:
+def edit_metadata(path: Path, target: Path, change: Callable[[dict[str, Any]], object]) -> Path:
     """Copy path to target with change(metadata) applied to its JSON metadata."""
 
-    def edit(arrays: dict) -> None:
+    def edit(arrays: dict[str, np.ndarray]) -> None:
         meta = json.loads(arrays["metadata"].tobytes())
         change(meta)
         arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)

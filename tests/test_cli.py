@@ -70,7 +70,9 @@ def test_epoch_lines_stand_on_their_own_under_a_progress_bar(
     assert all(line.startswith("epoch ") for line in epoch_lines), epoch_lines
 
 
-def test_train_json_summary(tmp_path: Path, small_data: Path, capsys) -> None:
+def test_train_json_summary(
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert train_small(small_data, tmp_path / "m.npz", "--json", "--quiet") == 0
     out, err = capsys.readouterr()
     summary = json.loads(out)
@@ -83,7 +85,7 @@ def test_train_json_summary(tmp_path: Path, small_data: Path, capsys) -> None:
 
 
 def test_evaluate_prints_accuracy_and_confusion_matrix(
-    tmp_path: Path, small_data: Path, capsys
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train_small(small_data, tmp_path / "m.npz", "--quiet")
     capsys.readouterr()
@@ -96,19 +98,23 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(
     assert "rows: true digit" in text and "total 500 images" in text
 
 
-def test_missing_model_is_one_line_error_with_status_1(tmp_path: Path, capsys) -> None:
+def test_missing_model_is_one_line_error_with_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["evaluate", str(tmp_path / "nope.npz")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.npz: no such model file" in err
 
 
-def test_missing_data_folder_is_one_line_error(tmp_path: Path, capsys) -> None:
+def test_missing_data_folder_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["train", "--data", str(tmp_path / "none"), "--output", "x.npz"]) == 1
     assert capsys.readouterr().err.strip().endswith("none: not a folder")
 
 
 def test_diverging_training_suggests_a_lower_learning_rate(
-    tmp_path: Path, small_data: Path, capsys
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert train_small(small_data, tmp_path / "m.npz", "--learning-rate", "1e36") == 3
     last = capsys.readouterr().err.splitlines()[-1]
@@ -118,7 +124,7 @@ def test_diverging_training_suggests_a_lower_learning_rate(
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_bad_flag_values_exit_with_status_2_in_one_line(capsys) -> None:
+def test_bad_flag_values_exit_with_status_2_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--epochs", "many"])
     assert exit_info.value.code == 2
@@ -127,7 +133,9 @@ def test_bad_flag_values_exit_with_status_2_in_one_line(capsys) -> None:
     assert err.startswith("digitnet train: error: ") and "digitnet train --help" in err
 
 
-def test_unknown_command_exits_with_status_2_in_one_line(capsys) -> None:
+def test_unknown_command_exits_with_status_2_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["trian"])
     assert exit_info.value.code == 2
@@ -135,14 +143,19 @@ def test_unknown_command_exits_with_status_2_in_one_line(capsys) -> None:
     assert err.count("\n") == 1 and "invalid choice: 'trian'" in err
 
 
-def test_invalid_setting_is_a_one_line_usage_error_with_status_2(capsys) -> None:
+def test_invalid_setting_is_a_one_line_usage_error_with_status_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["train", "--batch-size", "0", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "batch size must be at least 1, got 0" in err
 
 
 def test_a_validation_split_as_large_as_the_data_is_a_usage_error_before_training(
-    small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    small_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def no_training(*args: object) -> None:
         raise AssertionError("training started")
@@ -157,7 +170,7 @@ def test_a_validation_split_as_large_as_the_data_is_a_usage_error_before_trainin
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_help_lists_every_flag_with_its_default(capsys) -> None:
+def test_help_lists_every_flag_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
@@ -166,7 +179,7 @@ def test_help_lists_every_flag_with_its_default(capsys) -> None:
     assert "(default: 0.5)" in text
 
 
-def test_every_exit_status_is_listed_in_the_help(capsys) -> None:
+def test_every_exit_status_is_listed_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
@@ -175,7 +188,9 @@ def test_every_exit_status_is_listed_in_the_help(capsys) -> None:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--help", "predict"], ["--debug", "-h"]])
-def test_the_top_level_help_describes_every_command(argv: list[str], capsys) -> None:
+def test_the_top_level_help_describes_every_command(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
         main(argv)
     lines = capsys.readouterr().out.splitlines()
@@ -195,7 +210,7 @@ def test_a_command_loads_only_its_own_module() -> None:
 
 
 def test_an_unexpected_exception_is_an_internal_error_with_status_4(
-    monkeypatch: pytest.MonkeyPatch, capsys
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def buggy(path: Path) -> None:
         raise ZeroDivisionError("division by zero")
@@ -209,7 +224,9 @@ def test_an_unexpected_exception_is_an_internal_error_with_status_4(
     )
 
 
-def test_running_out_of_memory_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_running_out_of_memory_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def exhausted(path: Path) -> None:
         raise MemoryError()
 
@@ -219,7 +236,7 @@ def test_running_out_of_memory_is_a_one_line_error(monkeypatch: pytest.MonkeyPat
 
 
 def test_ctrl_c_is_reported_in_one_line_with_status_130(
-    monkeypatch: pytest.MonkeyPatch, capsys
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def interrupted(path: Path) -> None:
         raise KeyboardInterrupt

@@ -44,7 +44,7 @@ RESUMABLE = TrainConfig(
 )
 
 
-def stop_after(epoch: int):
+def stop_after(epoch: int) -> Callable[[EpochStats], None]:
     """An on_epoch callback that presses Ctrl-C once the given epoch is done."""
 
     def on_epoch(stats: EpochStats) -> None:
@@ -140,7 +140,9 @@ def test_a_resumed_run_refuses_changed_settings(tmp_path: Path, data: Dataset) -
             resume=state)  # fmt: skip
 
 
-def test_checkpoints_and_models_are_not_confused(tmp_path: Path, data: Dataset, capsys) -> None:
+def test_checkpoints_and_models_are_not_confused(
+    tmp_path: Path, data: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = write_dataset(tmp_path / "data", data)
     model = tmp_path / "m.npz"
     assert main(["train", "--data", str(folder), "--epochs", "1", "--hidden", "8", "-q",
@@ -165,7 +167,9 @@ def test_cli_resume_continues_to_the_same_weights(tmp_path: Path, data: Dataset)
     assert len(metadata["history"]) == 3
 
 
-def test_cli_resume_refuses_other_settings(tmp_path: Path, data: Dataset, capsys) -> None:
+def test_cli_resume_refuses_other_settings(
+    tmp_path: Path, data: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = write_dataset(tmp_path / "data", data)
     options = ["--data", str(folder), "--hidden", "8", "--validation-size", "100", "-q"]
     assert main(["train", *options, "--epochs", "1", "-o", str(tmp_path / "m.npz")]) == 0
@@ -204,7 +208,10 @@ def test_fit_refuses_to_resume_with_fewer_epochs(tmp_path: Path, data: Dataset) 
 
 
 def test_cli_ctrl_c_names_the_checkpoint_and_exits_130(
-    tmp_path: Path, data: Dataset, monkeypatch, capsys
+    tmp_path: Path,
+    data: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import digitnet.commands.train as train_command
 
@@ -395,7 +402,11 @@ FAULTS: dict[str, tuple[Edit, str]] = {
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_a_corrupt_checkpoint_is_refused_in_one_line_before_training(
-    tmp_path: Path, sound_checkpoint: Path, fault: str, monkeypatch, capsys
+    tmp_path: Path,
+    sound_checkpoint: Path,
+    fault: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import digitnet.commands.train as train_command
 
@@ -456,7 +467,7 @@ def thread_counts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     import digitnet.train
 
     counts: list[int] = []
-    real = digitnet.train.blas_threads
+    real = digitnet.threads.blas_threads
 
     def recording(count: int) -> Any:
         counts.append(count)
@@ -469,7 +480,7 @@ def thread_counts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_a_resumed_run_keeps_the_thread_count_of_its_checkpoint(
-    tmp_path: Path, data: Dataset, thread_counts: list[int], capsys
+    tmp_path: Path, data: Dataset, thread_counts: list[int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = write_dataset(tmp_path / "data", data)
     options = ["--data", str(folder), "--hidden", "8", "--validation-size", "100"]
@@ -486,7 +497,11 @@ def test_a_resumed_run_keeps_the_thread_count_of_its_checkpoint(
 
 @pytest.mark.parametrize("how", ["flag", "variable"])
 def test_an_explicit_thread_count_wins_over_the_checkpoints(
-    tmp_path: Path, data: Dataset, thread_counts: list[int], how: str, monkeypatch
+    tmp_path: Path,
+    data: Dataset,
+    thread_counts: list[int],
+    how: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     checkpoint = tmp_path / "c.npz"
     fit(preset("seed", epochs=1, hidden=(8,), validation_size=100), data, checkpoint=checkpoint,

@@ -30,7 +30,7 @@ SOURCES = ROOT / "src" / "digitnet"
 GRADIENT_EQUATIONS = ("4", "8", "9", "10", "11", "12", "13", "102", "104")
 EVERY_OPTION = "test_options.py::test_gradients_match_finite_differences_for_every_option"
 # Each gradient, update and schedule equation, and the tests that check it.
-CHECKED_BY = {
+CHECKED_BY: dict[str, list[str]] = {
     "4": ["test_derivation.py::check_sigmoid_derivative"],
     "8": ["test_derivation.py::check_output_error"],
     "9": ["test_derivation.py::check_input_error"],
@@ -65,7 +65,9 @@ CHECKS_HEADING = "## Which test checks each gradient, update and schedule"
 Vector = np.ndarray
 
 
-def central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5):
+def central_difference(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
     """(f(x + h e_i) - f(x - h e_i)) / 2h for every entry i of x, in the shape of x (eq. 14)."""
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
@@ -227,7 +229,7 @@ def check_batch_mean() -> None:
         assert_close(mean, code[f"d{name}"], numeric)
 
 
-def numerical_gradient_of(network: Network, X: np.ndarray, Y: np.ndarray, name: str):
+def numerical_gradient_of(network: Network, X: np.ndarray, Y: np.ndarray, name: str) -> np.ndarray:
     """Central differences of the mean loss for every entry of one parameter."""
     shape = network.params[name].shape
     values = numerical_gradient(network, X, Y, name, list(np.ndindex(shape)))
@@ -294,7 +296,10 @@ def test_every_equation_is_a_value_or_a_checked_gradient_or_update() -> None:
     assert not uncited, f"checked but not cited by the code: {uncited}"
 
 
-@pytest.mark.parametrize("number", sorted(CHECKED_BY, key=int))
+CHECKED_NUMBERS: list[str] = sorted(CHECKED_BY, key=int)
+
+
+@pytest.mark.parametrize("number", CHECKED_NUMBERS)
 def test_every_check_named_for_an_equation_exists(number: str) -> None:
     for test in CHECKED_BY[number]:
         file, function = test.split("::")

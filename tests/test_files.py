@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitnet import files
 from digitnet.checkpoint import load_model, save_model
 from digitnet.checkpoint import write_atomically as write_atomically_from_checkpoint
 from digitnet.cli import main
@@ -52,7 +52,8 @@ def fill_disk_after(
     real_fdopen = os.fdopen
     failure = failure or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(
-        files.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode), room, failure)
+        "digitnet.files.os.fdopen",
+        lambda fd, mode: FullDisk(real_fdopen(fd, mode), room, failure),
     )
 
 
@@ -119,14 +120,17 @@ def test_ctrl_c_during_a_save_keeps_the_previous_file(
 
 
 def test_the_cli_reports_a_failed_save_in_one_line(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path,
+    small_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     output = tmp_path / "m.npz"
     argv = ["train", "--data", str(small_data), "--epochs", "1", "--validation-size", "100"]
     assert main([*argv, "--output", str(output), "--quiet"]) == 0
     before = output.read_bytes()
 
-    real_save_model = train_command.save_model
+    real_save_model = save_model
 
     def save_model_on_a_full_disk(*args: Any, **kwargs: Any) -> Path:
         fill_disk_after(monkeypatch, 4096)
@@ -144,7 +148,7 @@ def test_the_cli_reports_a_failed_save_in_one_line(
 
 
 def test_train_checks_the_output_folder_before_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def must_not_load(directory: object) -> None:
         raise AssertionError("the data was loaded before the output path was checked")
@@ -168,7 +172,7 @@ def test_the_helper_stays_importable_from_checkpoint() -> None:
 
 def fail_writes_to(monkeypatch: pytest.MonkeyPatch, name: str, room: int = 200) -> None:
     """Make saves of files called name fail like a full disk after room bytes; others succeed."""
-    real_mkstemp, real_fdopen = files.tempfile.mkstemp, os.fdopen
+    real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
     doomed: set[int] = set()
 
     def mkstemp(**kwargs: Any) -> tuple[int, str]:
@@ -184,8 +188,8 @@ def fail_writes_to(monkeypatch: pytest.MonkeyPatch, name: str, room: int = 200) 
         failure = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return FullDisk(handle, room, failure)
 
-    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(files.os, "fdopen", fdopen)
+    monkeypatch.setattr("digitnet.files.tempfile.mkstemp", mkstemp)
+    monkeypatch.setattr("digitnet.files.os.fdopen", fdopen)
 
 
 def contents(folder: Path) -> dict[str, bytes]:
@@ -193,7 +197,10 @@ def contents(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_failed_show_keeps_the_previous_picture(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path,
+    small_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     output = tmp_path / "digits.png"
     argv = ["show", "--data", str(small_data), "--count", "4", "--output", str(output)]
@@ -213,7 +220,11 @@ def test_a_failed_show_keeps_the_previous_picture(
 
 @pytest.mark.parametrize("failing", ["confusion-matrix.png", "report.json", "index.html"])
 def test_a_failed_report_keeps_every_previous_file_whole(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, capsys, failing: str
+    tmp_path: Path,
+    small_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failing: str,
 ) -> None:
     first, second = tmp_path / "first.npz", tmp_path / "second.npz"
     save_model(first, init_network((784, 16, 10), np.random.default_rng(1)), {})
@@ -248,7 +259,10 @@ def assert_whole(folder: Path) -> None:
 
 
 def test_a_failed_show_input_keeps_the_previous_picture(
-    tmp_path: Path, mnist: Dataset, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path,
+    mnist: Dataset,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for digit in (0, 1):
         Image.fromarray(mnist.test_images[digit]).save(tmp_path / f"d{digit}.png")

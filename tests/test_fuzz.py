@@ -95,7 +95,11 @@ def mutated(draw: st.DrawFn, original: bytes, hot_spots: tuple[int, ...] = ()) -
 def small_idx(draw: st.DrawFn) -> tuple[bytes, int]:
     """The bytes of a small valid IDX images or labels file, and its magic number."""
     if draw(st.booleans()):
-        shape = (draw(st.integers(0, 4)), draw(st.integers(0, 6)), draw(st.integers(0, 6)))
+        shape: tuple[int, ...] = (
+            draw(st.integers(0, 4)),
+            draw(st.integers(0, 6)),
+            draw(st.integers(0, 6)),
+        )
         magic = 2051
     else:
         shape, magic = (draw(st.integers(0, 30)),), 2049

@@ -45,7 +45,9 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
 
 
-def random_problem(sizes: tuple[int, ...], n: int, seed: int = 0):
+def random_problem(
+    sizes: tuple[int, ...], n: int, seed: int = 0
+) -> tuple[Network, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     network = init_network(sizes, rng, dtype=np.float64)
     for value in network.params.values():

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +29,9 @@ OUTPUTS = ("sigmoid", "softmax")
 REGULARIZERS = ("none", "dropout", "decay", "dropout+decay")
 
 
-def random_problem(hidden: tuple[int, ...], activation: str, output: str, seed: int = 0):
+def random_problem(
+    hidden: tuple[int, ...], activation: str, output: str, seed: int = 0
+) -> tuple[Network, np.ndarray, np.ndarray, np.random.Generator]:
     """A float64 network with non-zero biases, random inputs and one-hot targets."""
     rng = np.random.default_rng(seed)
     sizes = (12, *hidden, 10)
@@ -39,7 +43,9 @@ def random_problem(hidden: tuple[int, ...], activation: str, output: str, seed: 
     return network, X, Y, rng
 
 
-def numerical_gradients(network: Network, loss, h: float = 1e-5) -> dict[str, np.ndarray]:
+def numerical_gradients(
+    network: Network, loss: Callable[[], float], h: float = 1e-5
+) -> dict[str, np.ndarray]:
     """Central differences (L(theta + h) - L(theta - h)) / 2h for every parameter entry."""
     grads = {}
     for name, param in network.params.items():
@@ -166,7 +172,8 @@ def test_model_files_without_architecture_load_as_the_seed_network(tmp_path: Pat
     blob = np.frombuffer(
         json.dumps({"format_version": 1, "sizes": [784, 16, 10]}).encode(), np.uint8
     )
-    np.savez(tmp_path / "old.npz", metadata=blob, **network.params)
+    arrays: dict[str, Any] = {"metadata": blob, **network.params}
+    np.savez(tmp_path / "old.npz", **arrays)
     loaded, _ = load_model(tmp_path / "old.npz")
     assert (loaded.activation, loaded.output) == ("sigmoid", "sigmoid")
 
@@ -183,8 +190,9 @@ def test_hidden_widths_parse_from_text(text: str, widths: tuple[int, ...]) -> No
     [("dropout", 1.0), ("activation", "swish"), ("optimizer", "lbfgs"), ("hidden", (64, 0))],
 )
 def test_config_rejects_unknown_options(field: str, value: object) -> None:
+    overrides: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field):
-        TrainConfig(**{field: value})
+        TrainConfig(**overrides)
 
 
 @pytest.mark.parametrize("field", ["learning_rate", "weight_decay", "warmup_epochs"])
@@ -192,12 +200,15 @@ def test_config_rejects_unknown_options(field: str, value: object) -> None:
 def test_config_refuses_numbers_no_float_can_hold_in_a_short_message(
     field: str, value: float
 ) -> None:
+    overrides: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field.replace("_", " ")) as refused:
-        TrainConfig(**{field: value})
+        TrainConfig(**overrides)
     assert len(str(refused.value)) < 120
 
 
-def test_cli_trains_a_deep_relu_softmax_network(tmp_path: Path, mnist: Dataset, capsys) -> None:
+def test_cli_trains_a_deep_relu_softmax_network(
+    tmp_path: Path, mnist: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
     from conftest import write_dataset
 
     folder = write_dataset(tmp_path / "data", small_dataset(mnist, 600, 100))
@@ -214,7 +225,7 @@ def test_cli_trains_a_deep_relu_softmax_network(tmp_path: Path, mnist: Dataset, 
     assert summary["test_accuracy"] > 0.5
 
 
-def test_cli_rejects_bad_hidden_widths(capsys) -> None:
+def test_cli_rejects_bad_hidden_widths(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--hidden", "128,abc"])
     assert exit_info.value.code == 2

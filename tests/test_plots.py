@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -15,6 +17,9 @@ from conftest import small_dataset, write_dataset
 from digitnet import plots
 from digitnet.cli import main
 from digitnet.data import Dataset
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 100  # pixels per inch the figures are documented to use
 
@@ -37,7 +42,9 @@ def grid_pixels(count: int, columns: int, title: bool) -> tuple[int, int]:
     return round((rows * 1.3 + (0.4 if title else 0)) * DPI), columns * DPI
 
 
-def test_show_writes_a_grid_of_the_expected_size(tmp_path: Path, small_data: Path, capsys) -> None:
+def test_show_writes_a_grid_of_the_expected_size(
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     output = tmp_path / "digits.png"
     argv = ["show", "--data", str(small_data), "--split", "test", "--count", "12"]
     assert main([*argv, "--columns", "5", "--output", str(output)]) == 0
@@ -48,9 +55,15 @@ def test_show_writes_a_grid_of_the_expected_size(tmp_path: Path, small_data: Pat
 def test_show_captions_are_the_labels_of_the_drawn_images(
     tmp_path: Path, small_data: Path, mnist: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    drawn: dict[str, object] = {}
+    drawn: dict[str, Any] = {}
 
-    def record(images, captions, path, columns, title):
+    def record(
+        images: np.ndarray,
+        captions: Sequence[str],
+        path: str | Path,
+        columns: int,
+        title: str | None,
+    ) -> Path:
         drawn.update(images=images, captions=captions)
         return Path(path)
 
@@ -87,7 +100,11 @@ def test_show_is_reproducible_and_the_seed_changes_the_choice(
     ],
 )
 def test_show_rejects_impossible_flag_values_as_one_line_usage_errors(
-    tmp_path: Path, small_data: Path, capsys, flags: list[str], message: str
+    tmp_path: Path,
+    small_data: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
 ) -> None:
     output = tmp_path / "d.png"
     assert main(["show", "--data", str(small_data), *flags, "--output", str(output)]) == 2
@@ -97,7 +114,7 @@ def test_show_rejects_impossible_flag_values_as_one_line_usage_errors(
 
 
 def test_show_into_a_missing_folder_fails_without_leaving_files(
-    tmp_path: Path, small_data: Path, capsys
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "nowhere" / "d.png"
     assert main(["show", "--data", str(small_data), "--output", str(output)]) == 1
@@ -122,9 +139,14 @@ def test_learning_curves_mark_whole_epochs_only(
         {"epoch": e, "train_loss": 1.0 / e, "val_accuracy": 0.9, "seconds": 1.0}
         for e in range(1, count + 1)
     ]
-    drawn = []
+    drawn: list[Figure] = []
     save = plots.save_figure
-    monkeypatch.setattr(plots, "save_figure", lambda f, p: drawn.append(f) or save(f, p))
+
+    def record(figure: Figure, path: str | Path) -> Path:
+        drawn.append(figure)
+        return save(figure, path)
+
+    monkeypatch.setattr(plots, "save_figure", record)
     plots.draw_learning_curves(history, tmp_path / "curves.png")
 
     for ax in drawn[0].axes:

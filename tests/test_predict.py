@@ -136,7 +136,7 @@ def test_loader_and_predict_give_identical_network_input(
     from_idx = [entry.pixels for entry in read_entries(str(idx))]
     from_npy = [entry.pixels for entry in read_entries(str(tmp_path / "digits.npy"))]
     for inputs in (from_png, from_idx, from_npy):
-        assert np.array_equal(np.stack(inputs), loader_input)
+        assert np.array_equal(np.stack([np.asarray(pixels) for pixels in inputs]), loader_input)
 
 
 def test_predict_probabilities_are_the_normalized_network_outputs(

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ from photos import lighting, png_header_only, texture, write_bad_files
 @pytest.fixture(scope="module")
 def digit(mnist: Dataset) -> np.ndarray:
     """A 7 from the MNIST test set."""
-    return mnist.test_images[0]
+    seven: np.ndarray = mnist.test_images[0]
+    return seven
 
 
 def on_paper(digit: np.ndarray, scale: int = 6, size: tuple[int, int] = (260, 200)) -> np.ndarray:
@@ -188,7 +190,7 @@ def jpeg(pixels: np.ndarray) -> Image.Image:
     return Image.open(buffer)
 
 
-BLANK_PAGES = {
+BLANK_PAGES: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
     "white": lambda rng: np.ones((300, 200)),
     "black": lambda rng: np.zeros((60, 40)),
     "grey": lambda rng: np.full((100, 100), 0.5),
@@ -252,7 +254,11 @@ def test_an_eps_file_is_refused_as_not_a_supported_image(tmp_path: Path) -> None
     path.write_bytes(EPS)
     with Image.open(path) as unrestricted:  # Pillow alone would take it, to run Ghostscript on
         assert unrestricted.format == "EPS"
-    for read in (lambda: load_image(path), lambda: decode_image(EPS, "upload")):
+    readers: list[Callable[[], object]] = [
+        lambda: load_image(path),
+        lambda: decode_image(EPS, "upload"),
+    ]
+    for read in readers:
         with pytest.raises(ImageError) as error:
             read()
         assert "not a supported image (digitnet reads PNG, JPEG" in str(error.value)
@@ -420,7 +426,11 @@ def test_a_bomb_just_under_the_pixel_limit_costs_its_decoded_size_once(tmp_path:
     image on Pillow's pixels first."""
     path = tmp_path / "page.png"
     Image.new("1", (9000, 9000), 1).save(path)
-    assert path.stat().st_size < 50_000 and Image.MAX_IMAGE_PIXELS > 9000 * 9000
+    assert (
+        path.stat().st_size < 50_000
+        and Image.MAX_IMAGE_PIXELS is not None
+        and Image.MAX_IMAGE_PIXELS > 9000 * 9000
+    )
     run = subprocess.run(
         [sys.executable, "-c", BOMB_READER, str(path)],
         capture_output=True,

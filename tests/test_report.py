@@ -90,7 +90,7 @@ def independent_answers(model: Path, mnist: Dataset) -> tuple[np.ndarray, ...]:
 
 
 def test_report_prints_the_page_and_writes_each_figure_at_its_size(
-    tmp_path: Path, data_dir: Path, model: Path, capsys
+    tmp_path: Path, data_dir: Path, model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "r"
     assert main(["report", str(model), "--data", str(data_dir), "--output", str(folder)]) == 0
@@ -188,7 +188,9 @@ def test_report_on_a_model_without_history_skips_the_learning_curves(
     assert len(list(folder.glob("*.png"))) == 5
 
 
-def test_report_on_a_missing_model_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+def test_report_on_a_missing_model_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "r"
     assert main(["report", str(tmp_path / "none.npz"), "-o", str(folder)]) == 1
     err = capsys.readouterr().err

@@ -96,7 +96,7 @@ def test_open_flag_opens_the_page_in_a_browser(
     trained_model: Path, stopped_server: StoppedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
-    monkeypatch.setattr(serve.webbrowser, "open", opened.append)
+    monkeypatch.setattr("digitnet.commands.serve.webbrowser.open", opened.append)
     assert main(["serve", "--model", str(trained_model), "--open"]) == 0
     assert opened == ["http://127.0.0.1:8123/"]
 
@@ -105,7 +105,9 @@ def test_ipv6_address_is_bracketed_in_the_url() -> None:
     assert serve.page_url("::1", 8000) == "http://[::1]:8000/"
 
 
-def test_missing_model_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+def test_missing_model_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["serve", "--model", str(tmp_path / "none.npz")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.npz: no such model file" in err
@@ -115,14 +117,18 @@ def test_missing_model_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     ("port", "message"),
     [("70000", "70000 is not a port number (0 to 65535)"), ("http", "'http' is not a port")],
 )
-def test_bad_port_is_a_usage_error(port: str, message: str, capsys) -> None:
+def test_bad_port_is_a_usage_error(
+    port: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--port", port])
     assert exit_info.value.code == 2
     assert f"argument --port: {message}" in capsys.readouterr().err
 
 
-def test_port_in_use_names_the_address(trained_model: Path, capsys) -> None:
+def test_port_in_use_names_the_address(
+    trained_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -18,7 +18,9 @@ TESTS = Path(__file__).resolve().parent
 class Reporter:
     """Collects what the hook writes, in place of pytest's terminal reporter."""
 
-    def __init__(self, skipped: list[SimpleNamespace], stash: dict | None = None) -> None:
+    def __init__(
+        self, skipped: list[SimpleNamespace], stash: dict[object, object] | None = None
+    ) -> None:
         self.stats = {"skipped": skipped}
         self.config = SimpleNamespace(stash=stash or {})
         self.lines: list[str] = []

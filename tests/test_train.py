@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,7 +77,8 @@ def test_weights_that_overflow_in_an_epochs_last_step_stop_the_run(mnist: Datase
     [("epochs", 0), ("batch_size", 0), ("learning_rate", -1.0), ("hidden", (0,))],
 )
 def test_config_rejects_nonsense_values(field: str, value: float) -> None:
+    overrides: dict[str, Any] = {field: value}
     with pytest.raises(
         ValueError, match=f"{field.replace('_', ' ')} must be .*, got {re.escape(str(value))}"
     ):
-        TrainConfig(**{field: value})
+        TrainConfig(**overrides)

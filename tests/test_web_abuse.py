@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from digitnet.commands import serve
-from digitnet.web.app import MAX_BODY_BYTES, create_app
+from digitnet.web.app import create_app
+from digitnet.web.payload import MAX_BODY_BYTES
 
 SOURCE = (Path(serve.__file__).parents[1] / "web" / "app.py").read_text()
 PIECE = 64 * 1024

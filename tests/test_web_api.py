@@ -7,6 +7,7 @@ import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,12 +36,15 @@ def client(app: Flask) -> FlaskClient:
 
 
 def mnist_pixels(mnist: Dataset, index: int) -> list[list[float]]:
-    return (mnist.test_images[index] / 255.0).tolist()
+    rows: list[list[float]] = (mnist.test_images[index] / 255.0).tolist()
+    return rows
 
 
 def paper_png(mnist: Dataset, index: int, size: int = 280) -> bytes:
     """An MNIST test digit as a user would draw it: dark ink on white, at canvas size."""
-    ink = Image.fromarray(255 - mnist.test_images[index]).resize((size, size), Image.BILINEAR)
+    ink = Image.fromarray(255 - mnist.test_images[index]).resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
     buffer = io.BytesIO()
     ink.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -50,7 +54,7 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def post(client: FlaskClient, body: object) -> tuple[int, dict]:
+def post(client: FlaskClient, body: object) -> tuple[int, dict[str, Any]]:
     response = client.post("/api/predict", json=body)
     return response.status_code, response.get_json()
 
@@ -262,11 +266,11 @@ def test_unknown_route_and_wrong_method_answer_json(client: FlaskClient) -> None
 def test_concurrent_requests_get_the_same_answers_as_sequential_ones(
     app: Flask, mnist: Dataset
 ) -> None:
-    bodies = [{"pixels": mnist_pixels(mnist, i)} for i in range(8)]
+    bodies: list[dict[str, object]] = [{"pixels": mnist_pixels(mnist, i)} for i in range(8)]
     bodies += [{"image": data_url(paper_png(mnist, i))} for i in range(8)]
     expected = [post(app.test_client(), body) for body in bodies]
 
-    def ask(index: int) -> tuple[int, dict]:
+    def ask(index: int) -> tuple[int, dict[str, Any]]:
         return post(app.test_client(), bodies[index % len(bodies)])
 
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
 from conftest import SCREENSHOT_FOLDER
 from digitnet.data import Dataset
@@ -131,6 +131,7 @@ def open_page(browser: Browser, url: str, width: int, height: int) -> Page:
 def draw(page: Page, strokes: list[Stroke]) -> None:
     """Draw strokes on the pad with the mouse, scaled to the pad's size on screen."""
     box = page.locator("#pad").bounding_box()
+    assert box is not None
     for stroke in strokes:
         points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
         page.mouse.move(*points[0])
@@ -296,7 +297,11 @@ def test_a_file_too_large_to_send_is_refused_in_the_page(browser: Browser, serve
     page = open_page(browser, server_url, 1200, 900)
     sent: list[str] = []
     page.on("request", lambda request: sent.append(request.url))
-    huge = {"name": "huge.png", "mimeType": "image/png", "buffer": bytes(12 * MEBIBYTE + 1)}
+    huge: FilePayload = {
+        "name": "huge.png",
+        "mimeType": "image/png",
+        "buffer": bytes(12 * MEBIBYTE + 1),
+    }
     page.set_input_files("#file", files=[huge])
     expect(page.locator("#status")).to_contain_text(
         "Picture too large (limit 16 MiB). huge.png is 12.0 MiB"
@@ -309,7 +314,11 @@ def test_the_largest_file_the_page_sends_is_within_the_servers_limit(
 ) -> None:
     """A file just under the page's own limit reaches the application, not a 413."""
     page = open_page(browser, server_url, 1200, 900)
-    largest = {"name": "big.png", "mimeType": "image/png", "buffer": bytes(12 * MEBIBYTE - 256)}
+    largest: FilePayload = {
+        "name": "big.png",
+        "mimeType": "image/png",
+        "buffer": bytes(12 * MEBIBYTE - 256),
+    }
     page.set_input_files("#file", files=[largest])
     expect(page.locator("#status")).to_contain_text("not a supported image")
 
