@@ -302,8 +302,9 @@ def test_load_refuses_metadata_of_the_wrong_types(
         (b"\xff\xfe{}", r"metadata is not valid JSON \('utf-8' codec"),
         (b"[1, 2, 3]", r"metadata must be a JSON object, got a list"),
         (b"[" * 100_000 + b"]" * 100_000, r"metadata is JSON nested too deeply to read"),
+        (b'{"seed": ' + b"9" * 5000 + b"}", r"metadata holds a number too long to read"),
     ],
-    ids=["not-json", "not-utf8", "not-an-object", "nested-too-deeply"],
+    ids=["not-json", "not-utf8", "not-an-object", "nested-too-deeply", "integer-too-long"],
 )
 def test_load_refuses_malformed_metadata(
     tmp_path: Path, network: Network, blob: bytes, message: str

@@ -524,7 +524,8 @@ def test_two_threads_resumed_without_the_flag_end_like_an_unbroken_run(
     config = preset("seed", epochs=3, hidden=(32,), batch_size=256, validation_size=100)
     one_thread, _ = fit(config, data, threads=1)
     straight, _ = fit(config, data, threads=2)
-    assert not same_weights(one_thread.params, straight.params)
+    if same_weights(one_thread.params, straight.params):
+        pytest.skip("this BLAS gives one and two threads the same weights: nothing to tell apart")
 
     checkpoint = tmp_path / "c.npz"
     with pytest.raises(TrainingInterrupted):

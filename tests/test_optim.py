@@ -54,7 +54,7 @@ def test_adam_matches_a_hand_computed_step() -> None:
     assert adam.state["m/w"][0] == pytest.approx(0.02)
 
 
-def test_adam_first_step_has_the_size_of_the_learning_rate_whatever_the_gradient() -> None:
+def test_adam_first_step_is_the_learning_rate_for_any_gradient() -> None:
     params = {"w": np.array([0.0, 0.0, 0.0])}
     make_optimizer("adam").step(params, {"dw": np.array([1e-4, -3.0, 250.0])}, 0.01)
     assert params["w"] == pytest.approx([-0.01, 0.01, -0.01], rel=1e-3)

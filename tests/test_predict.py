@@ -621,10 +621,18 @@ def test_npy_objects_are_refused_unread_and_oversized_headers_unallocated(
         header, {"descr": "|u1", "fortran_order": False, "shape": shape}
     )
     huge.write_bytes(header.getvalue() + bytes(100))
-    assert main(["predict", str(evil), str(huge)]) == 1
+
+    negative = tmp_path / "negative.npy"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (-1, 784)}
+    )
+    negative.write_bytes(header.getvalue() + bytes(784))
+    assert main(["predict", str(evil), str(huge), str(negative)]) == 1
     assert capsys.readouterr().err.splitlines() == [
         f"digitnet: error: {evil}: holds Python objects, which are refused",
         f"digitnet: error: {huge}: truncated .npy file (shape {shape} needs 100000000000 bytes, "
         "it holds 100)",
+        f"digitnet: error: {negative}: malformed .npy header (negative size in shape (-1, 784))",
     ]
     assert not marker.exists()

@@ -84,9 +84,12 @@ def test_serve_on_another_loopback_address_does_not_warn(
 
 
 def test_the_command_line_does_not_import_the_web_stack() -> None:
-    """`digitnet predict` and `train` start without Flask or waitress; only serve loads them."""
+    """Every command's parser, serve's too, is built without Flask or waitress: serve loads them."""
     web = ("flask", "werkzeug", "jinja2", "waitress")
-    code = f"import sys, digitnet.cli; print([m for m in {web!r} if m in sys.modules])"
+    code = (
+        "import sys, digitnet.cli; digitnet.cli.build_parser(); "
+        f"print([m for m in {web!r} if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
